@@ -1,0 +1,62 @@
+# Sketch-based image retrieval study. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PROFILE ?= cpu
+DATASET ?= embedded
+DATA_ROOT ?=
+REPORTS_DIR ?= reports
+PYTHON ?= python3
+VENV ?= .venv
+KERNEL ?= sbir
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PKG_SRC := $(shell find sbir_utils -name '*.py' -o -name '*.txt' -o -name '*.json' 2>/dev/null)
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+
+.PHONY: help venv kernel data reproduce test test-unit test-notebooks test-e2e lint lab bench clean distclean
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2}'
+	@echo "  Variables: PROFILE=smoke|cpu|full (default cpu)  DATASET=embedded|<index dir name>  DATA_ROOT=<index dir>  REPORTS_DIR=reports"
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
+	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (sbir)" >/dev/null
+	@touch $(STAMP)
+
+venv: $(STAMP) ## Create .venv with the pinned packages and register the Jupyter kernel (skipped when up to date)
+
+kernel: $(STAMP) ## (Re)register the project's Jupyter kernel "sbir"
+	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (sbir)"
+
+data: $(STAMP) ## Generate the embedded data set for PROFILE (skipped when its manifest matches)
+	$(PY) -m sbir_utils data --profile $(PROFILE)
+
+$(REPORTS_DIR)/.stamp-$(PROFILE)-$(DATASET): $(STAMP) $(NOTEBOOKS) $(PKG_SRC) configs/$(PROFILE).yaml
+	$(PY) -m sbir_utils reproduce --profile $(PROFILE) --dataset $(DATASET) $(if $(DATA_ROOT),--data_root $(DATA_ROOT)) --reports_dir $(REPORTS_DIR) --kernel $(KERNEL)
+	@touch $@
+
+reproduce: $(REPORTS_DIR)/.stamp-$(PROFILE)-$(DATASET) ## Run the whole study (data, notebooks 01-05, HTML reports) for PROFILE
+	@echo "Reports: $(REPORTS_DIR)/index.html"
+
+test: $(STAMP) ## Unit tests, nbval over the notebooks (smoke defaults) and one end-to-end smoke reproduce
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "not slow" tests
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q --nbval-lax --nbval-kernel-name $(KERNEL) -p no:cacheprovider notebooks
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m slow tests
+
+lint: $(STAMP) ## ruff over the package, tests and notebooks
+	$(PY) -m ruff check sbir_utils tests
+
+lab: $(STAMP) ## Start JupyterLab on the project's kernel
+	$(VENV)/bin/jupyter lab notebooks
+
+clean: ## Remove generated reports, runs and data (keeps .venv)
+	rm -rf runs build data
+	find reports -mindepth 1 ! -name README.md -exec rm -rf {} +
+
+distclean: clean ## Also remove .venv
+	rm -rf $(VENV)

@@ -1,0 +1,285 @@
+"""The CSV index every dataset enters through: ``path_sketch,path_image,label`` (extra columns allowed),
+one row per (sketch, paired photo), plus an optional ``dataset.json`` beside the CSVs.
+
+A dataset is a folder ``INDEX_DIR`` with ``index_{train,val,test}.csv``. Paths in the CSVs are relative
+to ``sketch_root`` / ``image_root``, which ``dataset.json`` may set (relative to ``INDEX_DIR``); both
+default to ``INDEX_DIR`` itself, as in the AAFG seed's ``DATA/<name>/index_*.csv`` layout. Separate
+roots let TU-Berlin sketches meet TU-Berlin-Ext photos, or rasterised QMUL strokes meet QMUL photos,
+without copying either.
+
+Validation happens once, on load: problems are collected with file and row and raised together
+(errors) or counted and skipped with a warning (rows whose files are missing, duplicate rows).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..fileio import atomic_write, atomic_write_text
+
+REQUIRED_COLUMNS = ("path_sketch", "path_image", "label")
+SPLITS = ("train", "val", "test")
+SPEC_FILE = "dataset.json"
+
+
+class IndexValidationError(ValueError):
+    """An index cannot be used. ``problems`` lists each one as ``"file:line: message"``."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        shown = problems[:20]
+        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+        super().__init__("invalid index:\n  " + "\n  ".join(shown) + more)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Where a dataset's index CSVs and image files are."""
+
+    index_dir: Path
+    sketch_root: Path
+    image_root: Path
+    name: str = ""
+    protocol: str = "fine"  # fine (label = photo id) | category (label = class) | scene (label = photo id)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def csv(self, split: str) -> Path:
+        return self.index_dir / f"index_{split}.csv"
+
+    def splits(self) -> list[str]:
+        return [s for s in SPLITS if self.csv(s).exists()]
+
+
+def load_spec(index_dir: str | Path) -> DatasetSpec:
+    """Read ``INDEX_DIR/dataset.json`` (optional) into a :class:`DatasetSpec`."""
+    index_dir = Path(index_dir).resolve()
+    if not index_dir.is_dir():
+        raise FileNotFoundError(f"{index_dir}: dataset folder not found (expected index_train.csv etc. in it)")
+    meta: dict[str, Any] = {}
+    spec_file = index_dir / SPEC_FILE
+    if spec_file.exists():
+        try:
+            meta = json.loads(spec_file.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise IndexValidationError([f"{spec_file}: not valid JSON ({exc})"]) from None
+    sketch_root = (index_dir / meta.pop("sketch_root", ".")).resolve()
+    image_root = (index_dir / meta.pop("image_root", ".")).resolve()
+    return DatasetSpec(
+        index_dir=index_dir,
+        sketch_root=sketch_root,
+        image_root=image_root,
+        name=meta.pop("name", index_dir.name),
+        protocol=meta.pop("protocol", "fine"),
+        info=meta,
+    )
+
+
+def write_spec(
+    index_dir: str | Path,
+    *,
+    sketch_root: str | Path = ".",
+    image_root: str | Path = ".",
+    name: str = "",
+    protocol: str = "fine",
+    **info: Any,
+) -> Path:
+    """Write ``dataset.json``; roots are stored relative to ``index_dir`` where possible."""
+    index_dir = Path(index_dir)
+    index_dir.mkdir(parents=True, exist_ok=True)
+
+    def rel(p: str | Path) -> str:
+        p = Path(p)
+        if not p.is_absolute():
+            return p.as_posix()
+        try:
+            import os
+
+            return Path(os.path.relpath(p.resolve(), index_dir.resolve())).as_posix()
+        except ValueError:  # another drive on Windows
+            return p.resolve().as_posix()
+
+    meta = {"name": name or index_dir.name, "protocol": protocol,
+            "sketch_root": rel(sketch_root), "image_root": rel(image_root), **info}
+    return atomic_write_text(index_dir / SPEC_FILE, json.dumps(meta, indent=2, default=str) + "\n")
+
+
+def _decode_text(raw: bytes, path: Path) -> str:
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return raw.decode("utf-16")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise IndexValidationError([f"{path}: not UTF-8 or UTF-16 text ({exc})"]) from None
+
+
+def _inside(root: Path, rel: str) -> Path | None:
+    """Resolve ``rel`` under ``root``; None if it is absolute or escapes the root (``..``, symlinks)."""
+    if not rel or Path(rel).is_absolute() or rel.startswith(("/", "\\")) or ":" in rel[:3]:
+        return None
+    full = (root / rel).resolve()
+    return full if full.is_relative_to(root.resolve()) else None
+
+
+def read_index(
+    csv_path: str | Path,
+    spec: DatasetSpec | None = None,
+    *,
+    check_files: bool = True,
+    check_decode: bool = False,
+    strict: bool = False,
+) -> pd.DataFrame:
+    """Read and validate one index CSV.
+
+    Returns a DataFrame with at least ``path_sketch, path_image, label`` (all ``str``) and the absolute
+    ``sketch_file`` and ``image_file`` columns. Raises :class:`IndexValidationError` listing every
+    problem that breaks training (missing columns, empty labels, paths outside the roots, an empty
+    index). Rows whose files are missing or undecodable and duplicate rows are dropped with a warning
+    (``strict=True`` makes them errors); ``df.attrs["skipped"]`` counts them.
+    """
+    csv_path = Path(csv_path)
+    if spec is None:
+        spec = load_spec(csv_path.parent)
+    if not csv_path.exists():
+        raise FileNotFoundError(f"{csv_path}: index file not found")
+    text = _decode_text(csv_path.read_bytes(), csv_path)
+    if not text.strip():
+        raise IndexValidationError([f"{csv_path}: the file is empty (expected a header {','.join(REQUIRED_COLUMNS)})"])
+    try:
+        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise IndexValidationError([f"{csv_path}: not a valid CSV ({exc})"]) from None
+    df.columns = [str(c).strip() for c in df.columns]
+    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    if missing:
+        raise IndexValidationError(
+            [f"{csv_path}: missing column(s) {missing}; found {list(df.columns)}; "
+             f"expected {','.join(REQUIRED_COLUMNS)}"]
+        )
+    if len(df) == 0:
+        raise IndexValidationError([f"{csv_path}: no rows (an empty split)"])
+    for col in REQUIRED_COLUMNS:
+        df[col] = df[col].str.strip()
+
+    errors: list[str] = []
+    skipped: dict[str, int] = {}
+    drop = pd.Series(False, index=df.index)
+    line = df.index + 2  # 1-based file line, after the header
+
+    for i in df.index[df["label"] == ""]:
+        errors.append(f"{csv_path}:{line[i]}: empty label")
+    for col in ("path_sketch", "path_image"):
+        for i in df.index[df[col] == ""]:
+            errors.append(f"{csv_path}:{line[i]}: empty {col}")
+
+    sketch_files, image_files = [], []
+    for i, ps, pi in zip(df.index, df["path_sketch"], df["path_image"]):
+        fs, fi = _inside(spec.sketch_root, ps), _inside(spec.image_root, pi)
+        if ps and fs is None:
+            errors.append(f"{csv_path}:{line[i]}: path_sketch {ps!r} is absolute or leaves the sketch root {spec.sketch_root}")
+        if pi and fi is None:
+            errors.append(f"{csv_path}:{line[i]}: path_image {pi!r} is absolute or leaves the image root {spec.image_root}")
+        sketch_files.append(str(fs) if fs else "")
+        image_files.append(str(fi) if fi else "")
+    df["sketch_file"], df["image_file"] = sketch_files, image_files
+    if errors:
+        raise IndexValidationError(errors)
+
+    dup = df.duplicated(subset=list(REQUIRED_COLUMNS), keep="first")
+    if dup.any():
+        skipped["duplicate rows"] = int(dup.sum())
+        drop |= dup
+
+    bad_files: list[str] = []
+    if check_files:
+        checked: dict[str, str | None] = {}
+
+        def problem(path: str) -> str | None:
+            if path not in checked:
+                checked[path] = None if Path(path).is_file() else "missing file"
+                if checked[path] is None and check_decode:
+                    from .images import ImageDecodeError, load_image
+
+                    try:
+                        load_image(path)
+                    except ImageDecodeError as exc:
+                        checked[path] = f"undecodable ({exc})"
+            return checked[path]
+
+        for i in df.index[~drop]:
+            for col, fcol in (("path_sketch", "sketch_file"), ("path_image", "image_file")):
+                why = problem(df.at[i, fcol])
+                if why:
+                    bad_files.append(f"{csv_path}:{line[i]}: {col} {df.at[i, col]!r}: {why}")
+                    drop[i] = True
+        if bad_files:
+            skipped["rows with missing or undecodable files"] = sum(1 for _ in bad_files)
+
+    if strict and (bad_files or dup.any()):
+        raise IndexValidationError(bad_files + [f"{csv_path}:{line[i]}: duplicate row" for i in df.index[dup]])
+    if skipped:
+        examples = "; ".join(bad_files[:3])
+        warnings.warn(
+            f"{csv_path}: skipped " + ", ".join(f"{n} {k}" for k, n in skipped.items())
+            + (f" (e.g. {examples})" if examples else ""),
+            stacklevel=2,
+        )
+    df = df[~drop].reset_index(drop=True)
+    if len(df) == 0:
+        raise IndexValidationError([f"{csv_path}: no usable rows left after skipping {skipped}"])
+    df.attrs["skipped"] = skipped
+    df.attrs["csv"] = str(csv_path)
+    return df
+
+
+def read_splits(spec: DatasetSpec | str | Path, splits: tuple[str, ...] = SPLITS, **kwargs: Any) -> dict[str, pd.DataFrame]:
+    """Read every split of a dataset that exists; see :func:`read_index` for ``kwargs``."""
+    if not isinstance(spec, DatasetSpec):
+        spec = load_spec(spec)
+    found = {s: read_index(spec.csv(s), spec, **kwargs) for s in splits if spec.csv(s).exists()}
+    if not found:
+        raise FileNotFoundError(f"{spec.index_dir}: no index_{{{','.join(splits)}}}.csv found")
+    return found
+
+
+def write_index(df: pd.DataFrame, csv_path: str | Path) -> Path:
+    """Write an index atomically: required columns first, then any extras (absolute-path columns dropped)."""
+    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"{csv_path}: cannot write an index without column(s) {missing}")
+    extras = [c for c in df.columns if c not in REQUIRED_COLUMNS and c not in ("sketch_file", "image_file")]
+    out = df[list(REQUIRED_COLUMNS) + extras]
+    return atomic_write(csv_path, lambda p: out.to_csv(p, index=False, lineterminator="\n"))
+
+
+def split_integrity(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Checks across splits, one row each: ``check``, ``count``, ``ok``, ``detail``.
+
+    A photo (or sketch) in two splits is a leak: a test query could have been trained on.
+    """
+    rows: list[dict[str, Any]] = []
+    names = list(frames)
+    for kind, col in (("photo", "path_image"), ("sketch", "path_sketch")):
+        for a_i, a in enumerate(names):
+            for b in names[a_i + 1 :]:
+                shared = sorted(set(frames[a][col]) & set(frames[b][col]))
+                rows.append({
+                    "check": f"{kind}s in both {a} and {b}",
+                    "count": len(shared),
+                    "ok": not shared,
+                    "detail": ", ".join(shared[:3]) + (" ..." if len(shared) > 3 else ""),
+                })
+    for name, df in frames.items():
+        dups = int(df.duplicated(subset=list(REQUIRED_COLUMNS)).sum())
+        rows.append({"check": f"duplicate rows in {name}", "count": dups, "ok": dups == 0, "detail": ""})
+        skipped = sum(df.attrs.get("skipped", {}).values())
+        rows.append({"check": f"rows skipped on load in {name} (missing files, duplicates)", "count": skipped,
+                     "ok": skipped == 0, "detail": str(df.attrs.get("skipped", {}))})
+        rows.append({"check": f"rows in {name}", "count": len(df), "ok": len(df) > 0, "detail": ""})
+    return pd.DataFrame(rows, columns=["check", "count", "ok", "detail"])
