@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,8 +100,6 @@ def write_spec(
         if not p.is_absolute():
             return p.as_posix()
         try:
-            import os
-
             return Path(os.path.relpath(p.resolve(), index_dir.resolve())).as_posix()
         except ValueError:  # another drive on Windows
             return p.resolve().as_posix()
@@ -212,14 +211,16 @@ def read_index(
                         checked[path] = f"undecodable ({exc})"
             return checked[path]
 
+        bad_rows = 0
         for i in df.index[~drop]:
             for col, fcol in (("path_sketch", "sketch_file"), ("path_image", "image_file")):
                 why = problem(df.at[i, fcol])
                 if why:
                     bad_files.append(f"{csv_path}:{line[i]}: {col} {df.at[i, col]!r}: {why}")
                     drop[i] = True
-        if bad_files:
-            skipped["rows with missing or undecodable files"] = sum(1 for _ in bad_files)
+            bad_rows += int(drop[i])
+        if bad_rows:
+            skipped["rows with missing or undecodable files"] = bad_rows
 
     if strict and (bad_files or dup.any()):
         raise IndexValidationError(bad_files + [f"{csv_path}:{line[i]}: duplicate row" for i in df.index[dup]])

@@ -1,0 +1,46 @@
+from pathlib import Path
+
+import pytest
+
+from sbir_utils.config import PROFILES, ConfigError, load_profile
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_every_profile_loads(name):
+    p = load_profile(name)
+    assert p.name == name
+    assert p.convnext.model == "convnext_infonce"
+    assert p.aafg.model == "aafg"
+
+
+def test_full_profile_has_the_seeds_settings():
+    p = load_profile("full")
+    assert (p.aafg.backbone, p.aafg.image_size, p.aafg.embed_dim, p.aafg.margin) == ("resnet50", 224, 512, 0.2)
+    assert (p.convnext.backbone, p.convnext.image_size, p.convnext.batch_size) == ("convnext_small", 224, 60)
+    assert p.convnext.temperature == 0.05 and p.aafg.weights == p.convnext.weights == "imagenet"
+
+
+def test_overrides_and_save(tmp_path):
+    p = load_profile("smoke", {"aafg.epochs": 7, "generator.seed": 3})
+    assert p.aafg.epochs == 7 and p.generator.seed == 3
+    saved = p.save(tmp_path)
+    assert '"epochs": 7' in saved.read_text()
+
+
+def test_unknown_key_names_the_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("aafg:\n  epochz: 3\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml.*epochz"):
+        load_profile(bad)
+
+
+def test_missing_profile_is_a_clear_error():
+    with pytest.raises(ConfigError, match="no such profile"):
+        load_profile("nope")
+
+
+def test_invalid_yaml(tmp_path: Path):
+    bad = tmp_path / "x.yaml"
+    bad.write_text("aafg: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_profile(bad)

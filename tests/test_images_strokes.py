@@ -1,0 +1,84 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from sbir_utils.data.images import ImageDecodeError, ink_coverage, load_image
+from sbir_utils.data.strokes import join_strokes, rasterise, rdp, split_strokes, stroke_statistics
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "P", "RGBA", "CMYK", "RGB", "I;16", "1"])
+def test_every_mode_becomes_rgb(tmp_path, mode):
+    img = Image.new("RGB", (12, 10), (200, 30, 30)).convert(mode)
+    path = tmp_path / f"x_{mode.replace(';', '')}.{'tif' if mode in ('CMYK', 'I;16') else 'png'}"
+    img.save(path)
+    out = load_image(path)
+    assert out.mode == "RGB" and out.size == (12, 10)
+
+
+def test_transparent_pixels_become_white(tmp_path):
+    img = Image.new("RGBA", (4, 4), (0, 0, 0, 0))
+    img.save(tmp_path / "t.png")
+    assert np.asarray(load_image(tmp_path / "t.png")).min() == 255
+
+
+def test_exif_rotation_is_applied(tmp_path):
+    img = Image.new("RGB", (20, 10), "white")
+    exif = img.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees on display
+    img.save(tmp_path / "r.jpg", exif=exif)
+    assert load_image(tmp_path / "r.jpg").size == (10, 20)
+
+
+def test_white_on_black_sketch_is_inverted(tmp_path):
+    arr = np.zeros((16, 16), np.uint8)
+    arr[8, :] = 255
+    Image.fromarray(arr).save(tmp_path / "s.png")
+    sk = np.asarray(load_image(tmp_path / "s.png", kind="sketch"))
+    assert sk[0, 0] == 255 and sk[8, 3] == 0
+
+
+def test_errors_name_the_file(tmp_path):
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"not an image")
+    with pytest.raises(ImageDecodeError, match="broken.jpg"):
+        load_image(bad)
+    with pytest.raises(ImageDecodeError, match="absent.png: file not found"):
+        load_image(tmp_path / "absent.png")
+    good = tmp_path / "trunc.png"
+    Image.new("RGB", (64, 64), "red").save(good)
+    good.write_bytes(good.read_bytes()[:40])
+    with pytest.raises(ImageDecodeError, match="trunc.png"):
+        load_image(good)
+
+
+def test_stroke_round_trip_and_stats():
+    a = np.array([[0, 0], [10, 0], [10, 10]], float)
+    b = np.array([[50, 50], [80, 50]], float)
+    pts = join_strokes([a, b])
+    assert pts.shape == (5, 3) and pts[2, 2] == 1 and pts[4, 2] == 1
+    back = split_strokes(pts)
+    assert len(back) == 2 and np.allclose(back[0], a) and np.allclose(back[1], b)
+    st = stroke_statistics(pts, canvas=100)
+    assert st["n_strokes"] == 2 and st["n_points"] == 5
+    assert st["total_length"] == pytest.approx((20 + 30) / 100)
+    assert st["stroke_length"] == pytest.approx(0.25)
+
+
+def test_rasterise_draws_black_on_white():
+    pts = join_strokes([np.array([[10, 128], [246, 128]], float)])
+    img = rasterise(pts, size=64, line_width=2)
+    assert img.mode == "L" and img.size == (64, 64)
+    arr = np.asarray(img)
+    assert arr[32, 32] < 128 and arr[5, 5] == 255
+    assert 0 < ink_coverage(img) < 0.1
+
+
+def test_rdp_keeps_corners_drops_collinear_points():
+    line = np.array([[0, 0], [1, 0.01], [2, 0], [3, 0], [3, 3]], float)
+    out = rdp(line, epsilon=0.1)
+    assert out.tolist() == [[0, 0], [3, 0], [3, 3]]
+
+
+def test_bad_stroke_array_shape():
+    with pytest.raises(ValueError, match=r"\(N, 3\)"):
+        split_strokes(np.zeros((4, 2)))

@@ -1,0 +1,125 @@
+import json
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from sbir_utils.data.index import (
+    IndexValidationError,
+    load_spec,
+    read_index,
+    read_splits,
+    split_integrity,
+    write_index,
+    write_spec,
+)
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    for d in ("photos", "sketches"):
+        (tmp_path / d).mkdir()
+    rows = []
+    for i in range(3):
+        Image.new("RGB", (8, 8), (i * 40, 0, 0)).save(tmp_path / "photos" / f"{i}.png")
+        for k in (1, 2):
+            Image.new("L", (8, 8), 255).save(tmp_path / "sketches" / f"{i}-{k}.png")
+            rows.append({"path_sketch": f"sketches/{i}-{k}.png", "path_image": f"photos/{i}.png", "label": f"{i:03d}"})
+    write_index(pd.DataFrame(rows), tmp_path / "index_train.csv")
+    return tmp_path
+
+
+def test_round_trip_keeps_labels_as_strings(dataset):
+    df = read_index(dataset / "index_train.csv")
+    assert len(df) == 6 and df["label"].tolist()[0] == "000"
+    assert df["sketch_file"].map(lambda p: p.startswith(str(dataset))).all()
+
+
+def test_csv_variants_bom_utf16_crlf(dataset):
+    text = (dataset / "index_train.csv").read_text()
+    for name, data in {
+        "bom.csv": b"\xef\xbb\xbf" + text.encode(),
+        "u16.csv": text.encode("utf-16"),
+        "crlf.csv": text.replace("\n", "\r\n").encode(),
+    }.items():
+        (dataset / name).write_bytes(data)
+        assert len(read_index(dataset / name)) == 6, name
+
+
+def test_missing_column_names_file_and_columns(dataset):
+    (dataset / "bad.csv").write_text("path_sketch,label\nsketches/0-1.png,0\n")
+    with pytest.raises(IndexValidationError, match=r"bad\.csv: missing column\(s\) \['path_image'\]"):
+        read_index(dataset / "bad.csv")
+
+
+def test_empty_file_and_empty_split(dataset):
+    (dataset / "empty.csv").write_text("")
+    with pytest.raises(IndexValidationError, match="empty"):
+        read_index(dataset / "empty.csv")
+    (dataset / "header.csv").write_text("path_sketch,path_image,label\n")
+    with pytest.raises(IndexValidationError, match="no rows"):
+        read_index(dataset / "header.csv")
+
+
+def test_paths_escaping_the_root_are_errors_with_line_numbers(dataset):
+    (dataset / "esc.csv").write_text(
+        "path_sketch,path_image,label\nsketches/0-1.png,photos/0.png,0\n../x.png,photos/0.png,0\n"
+        "sketches/0-2.png,/etc/passwd,0\n"
+    )
+    with pytest.raises(IndexValidationError) as err:
+        read_index(dataset / "esc.csv")
+    msg = str(err.value)
+    assert "esc.csv:3: path_sketch '../x.png'" in msg and "esc.csv:4: path_image '/etc/passwd'" in msg
+
+
+def test_symlink_pointing_outside_is_refused(dataset, tmp_path_factory):
+    outside = tmp_path_factory.mktemp("outside") / "o.png"
+    Image.new("RGB", (4, 4)).save(outside)
+    (dataset / "photos" / "link.png").symlink_to(outside)
+    (dataset / "ln.csv").write_text("path_sketch,path_image,label\nsketches/0-1.png,photos/link.png,0\n")
+    with pytest.raises(IndexValidationError, match="leaves the image root"):
+        read_index(dataset / "ln.csv")
+
+
+def test_empty_label_is_an_error(dataset):
+    (dataset / "lab.csv").write_text("path_sketch,path_image,label\nsketches/0-1.png,photos/0.png,\n")
+    with pytest.raises(IndexValidationError, match="lab.csv:2: empty label"):
+        read_index(dataset / "lab.csv")
+
+
+def test_missing_files_and_duplicates_are_skipped_with_a_warning(dataset):
+    text = (dataset / "index_train.csv").read_text()
+    (dataset / "m.csv").write_text(text + "sketches/9-1.png,photos/9.png,9\nsketches/0-1.png,photos/0.png,000\n")
+    with pytest.warns(UserWarning, match=r"m\.csv: skipped 1 duplicate rows, 1 rows with missing"):
+        df = read_index(dataset / "m.csv")
+    assert len(df) == 6
+    with pytest.raises(IndexValidationError, match="missing file"):
+        read_index(dataset / "m.csv", strict=True)
+
+
+def test_corrupt_image_is_caught_when_decoding_is_checked(dataset):
+    (dataset / "photos" / "1.png").write_bytes(b"garbage")
+    with pytest.warns(UserWarning, match="undecodable"):
+        df = read_index(dataset / "index_train.csv", check_decode=True)
+    assert "photos/1.png" not in set(df["path_image"])
+
+
+def test_spec_with_separate_roots(tmp_path, dataset):
+    idx = tmp_path / "idx"
+    write_spec(idx, sketch_root=dataset / "sketches", image_root=dataset / "photos", name="x", protocol="category")
+    meta = json.loads((idx / "dataset.json").read_text())
+    assert not meta["sketch_root"].startswith("/")  # stored relative, so the folder can move as a whole
+    (idx / "index_test.csv").write_text("path_sketch,path_image,label\n0-1.png,0.png,a\n")
+    spec = load_spec(idx)
+    assert spec.protocol == "category" and spec.splits() == ["test"]
+    frames = read_splits(spec)
+    assert frames["test"]["image_file"][0] == str((dataset / "photos" / "0.png").resolve())
+
+
+def test_split_integrity_flags_a_photo_in_two_splits(dataset):
+    df = read_index(dataset / "index_train.csv")
+    report = split_integrity({"train": df, "test": df.iloc[:2]})
+    leak = report[report["check"] == "photos in both train and test"].iloc[0]
+    assert leak["count"] == 1 and not leak["ok"] and "photos/0.png" in leak["detail"]
+    clean = split_integrity({"train": df.iloc[2:], "test": df.iloc[:2]})
+    assert clean[clean["check"].str.startswith("photos in both")]["ok"].all()
