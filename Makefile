@@ -43,10 +43,12 @@ $(REPORTS_DIR)/.stamp-$(PROFILE)-$(DATASET): $(STAMP) $(NOTEBOOKS) $(PKG_SRC) co
 reproduce: $(REPORTS_DIR)/.stamp-$(PROFILE)-$(DATASET) ## Run the whole study (data, notebooks 01-05, HTML reports) for PROFILE
 	@echo "Reports: $(REPORTS_DIR)/index.html"
 
+# Tests never touch the project's data/, runs/ or reports/: everything goes under build/test/.
+TEST_ENV := HF_HUB_OFFLINE=1 MPLBACKEND=Agg SBIR_DATA_DIR=$(CURDIR)/build/test/data \
+	SBIR_RUNS_DIR=$(CURDIR)/build/test/runs SBIR_REPORTS_DIR=$(CURDIR)/build/test/reports
+
 test: $(STAMP) ## Unit tests, nbval over the notebooks (smoke defaults) and one end-to-end smoke reproduce
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "not slow" tests
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -q --nbval-lax --nbval-kernel-name $(KERNEL) -p no:cacheprovider notebooks
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m slow tests
+	$(TEST_ENV) $(PY) -m pytest -q --durations=10 --nbval-lax --nbval-kernel-name $(KERNEL) tests notebooks
 
 lint: $(STAMP) ## ruff over the package, tests and notebooks
 	$(PY) -m ruff check sbir_utils tests

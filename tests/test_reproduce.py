@@ -1,0 +1,76 @@
+"""End to end: `make reproduce PROFILE=smoke` into a temporary folder, and the guarantee that a failing
+notebook leaves the previous reports in place."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from sbir_utils import paths, pipeline
+
+pytestmark = pytest.mark.slow
+
+
+def test_make_reproduce_smoke_writes_the_report_site(tmp_path):
+    reports = tmp_path / "reports"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run(
+        ["make", "-s", "reproduce", "PROFILE=smoke", f"REPORTS_DIR={reports}", f"PYTHON={sys.executable}"],
+        cwd=paths.PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    index = (reports / "index.html").read_text()
+    for nb in pipeline.notebooks():
+        html_file = reports / f"{nb.stem}.html"
+        assert html_file.exists(), html_file
+        assert f'href="{nb.stem}.html"' in index
+    audit_html = (reports / "01_data_audit.html").read_text()
+    assert len(re.findall(r'<img[^>]+src="data:image/png;base64,', audit_html)) >= 3, "figures missing"
+    assert "PASS" in audit_html  # the split-integrity verdict of the generated set
+    assert "cdnjs" not in audit_html  # opens offline
+    assert len(list((reports / "figures").glob("01_*.png"))) >= 3
+    meta = json.loads((reports / "run_metadata.json").read_text())
+    assert meta["profile"] == "smoke" and set(meta["notebook_seconds"]) == {nb.stem for nb in pipeline.notebooks()}
+    assert json.loads((reports / "config.json").read_text())["name"] == "smoke"
+    assert not (reports / ".staging").exists()
+    # A second run with nothing changed is skipped by make.
+    again = subprocess.run(["make", "-s", "reproduce", "PROFILE=smoke", f"REPORTS_DIR={reports}"],
+                           cwd=paths.PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and "[reproduce]" not in again.stdout
+
+
+def test_failing_notebook_is_named_and_previous_reports_stay(tmp_path, monkeypatch):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "sbir", "display_name": "sbir", "language": "python"}
+    params = nbformat.v4.new_code_cell("profile = 'smoke'")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_code_cell("raise RuntimeError('boom')")]
+    failing = tmp_path / "nb" / "01_failing.ipynb"
+    failing.parent.mkdir()
+    nbformat.write(nb, failing)
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    (reports / "index.html").write_text("previous run")
+    monkeypatch.setattr(pipeline, "notebooks", lambda: [failing])
+    monkeypatch.setattr(pipeline, "prepare_data", lambda profile, dataset: None)
+    with pytest.raises(pipeline.NotebookFailed, match=r"01_failing.ipynb: cell 3 .*RuntimeError: boom"):
+        pipeline.run_study("smoke", reports_dir=reports)
+    assert (reports / "index.html").read_text() == "previous run"
+    assert (reports / "failed-run" / "executed" / "01_failing.ipynb").exists()
+
+
+def test_real_dataset_without_data_root_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="needs DATA_ROOT"):
+        pipeline.run_study("smoke", dataset="qmul", reports_dir=tmp_path)
+
+
+def test_make_help_lists_every_target():
+    out = subprocess.run(["make", "-s", "help"], cwd=paths.PROJECT_ROOT, capture_output=True, text=True).stdout
+    for target in ("reproduce", "test", "lab", "venv", "data", "clean"):
+        assert re.search(rf"^\s+\S*{target}\S*\s", out, re.M), target
+    assert Path(paths.PROJECT_ROOT / "Makefile").exists()
