@@ -1,0 +1,177 @@
+"""Non-learned baselines that calibrate the learned models' numbers: random scores, and HOG descriptors
+of sketches against HOG descriptors of photos (as greyscale, or as edge maps so they look drawn).
+
+Every baseline returns a similarity matrix (Q, G), higher = closer, ready for ``sbir_utils.metrics``.
+HOG features are plain vectors, so ``metrics.evaluate_embeddings`` can also take them as embeddings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+from skimage.feature import canny, hog
+from sklearn.model_selection import ParameterGrid
+
+from .data.images import load_image
+from .metrics import metric_name, per_query_metrics
+
+PHOTO_MODES = ("grey", "edges")
+HOG_DEFAULTS: dict[str, Any] = {
+    "orientations": 9,
+    "pixels_per_cell": (8, 8),
+    "cells_per_block": (2, 2),
+    "block_norm": "L2-Hys",
+}
+# Parameters of the image preparation (not of skimage's hog) that hog_baseline and tune_hog accept.
+_PREP_KEYS = ("size", "photo_mode", "edge_sigma")
+
+
+def random_scores(n_queries: int, n_gallery: int, seed: int = 0) -> np.ndarray:
+    """(Q, G) scores uniform in [0, 1), the chance baseline (expected acc@1 = #relevant / G)."""
+    return np.random.default_rng(seed).random((n_queries, n_gallery))
+
+
+def _square_grey(img: Image.Image, size: int) -> Image.Image:
+    """Greyscale, padded to a square with white (centred), resized to ``size`` x ``size``."""
+    grey = img.convert("L")
+    w, h = grey.size
+    if w != h:
+        side = max(w, h)
+        canvas = Image.new("L", (side, side), 255)
+        canvas.paste(grey, ((side - w) // 2, (side - h) // 2))
+        grey = canvas
+    return grey.resize((size, size), Image.Resampling.BILINEAR)
+
+
+def photo_to_sketchlike(
+    photo: Image.Image, mode: str = "edges", size: int = 64, edge_sigma: float = 1.0
+) -> Image.Image:
+    """A photo prepared for comparison with sketches, ``size`` x ``size``, mode ``L``.
+
+    Args:
+        mode: ``"grey"`` (greyscale) or ``"edges"`` (Canny edges of the greyscale image at ``size``,
+            drawn black on white like a sketch).
+        edge_sigma: Gaussian smoothing of the Canny detector (larger = fewer, smoother edges).
+    """
+    if mode not in PHOTO_MODES:
+        raise ValueError(f"photo_mode must be one of {PHOTO_MODES}, got {mode!r}")
+    grey = _square_grey(photo, size)
+    if mode == "grey":
+        return grey
+    edges = canny(np.asarray(grey, dtype=np.float64) / 255.0, sigma=edge_sigma)
+    return Image.fromarray(np.where(edges, 0, 255).astype(np.uint8), "L")
+
+
+def _hog_kwargs(hog_params: Mapping[str, Any]) -> dict[str, Any]:
+    params = {**HOG_DEFAULTS, **hog_params}
+    for key in ("pixels_per_cell", "cells_per_block"):
+        if isinstance(params[key], int):
+            params[key] = (params[key], params[key])
+    return params
+
+
+def hog_features(images: Sequence[Image.Image], size: int = 64, **hog_params: Any) -> np.ndarray:
+    """HOG descriptors of greyscale versions of ``images`` (padded square, resized to ``size``).
+
+    Args:
+        images: N PIL images (sketches, or photos already passed through ``photo_to_sketchlike``).
+        **hog_params: ``skimage.feature.hog`` arguments; defaults ``HOG_DEFAULTS`` (ints are accepted for
+            ``pixels_per_cell`` and ``cells_per_block``).
+    Returns:
+        (N, F) float32.
+    """
+    params = _hog_kwargs(hog_params)
+    feats = [
+        hog(np.asarray(_square_grey(img, size), dtype=np.float64) / 255.0, feature_vector=True, **params)
+        for img in images
+    ]
+    if not feats:
+        raise ValueError("no images given")
+    return np.stack(feats).astype(np.float32)
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+    b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
+    return a @ b.T
+
+
+def _load_all(items: Sequence[str | Path | Image.Image], kind: str) -> list[Image.Image]:
+    return [x if isinstance(x, Image.Image) else load_image(x, kind=kind) for x in items]
+
+
+def _hog_sim(
+    sketches: Sequence[Image.Image],
+    photos: Sequence[Image.Image],
+    size: int,
+    photo_mode: str,
+    edge_sigma: float,
+    hog_params: Mapping[str, Any],
+) -> np.ndarray:
+    prepared = [photo_to_sketchlike(p, photo_mode, size, edge_sigma) for p in photos]
+    return _cosine(hog_features(sketches, size, **hog_params), hog_features(prepared, size, **hog_params))
+
+
+def hog_baseline(
+    query_sketch_paths: Sequence[str | Path],
+    gallery_photo_paths: Sequence[str | Path],
+    size: int = 64,
+    photo_mode: str = "edges",
+    edge_sigma: float = 1.0,
+    **hog_params: Any,
+) -> np.ndarray:
+    """Cosine similarity (Q, G) of HOG descriptors of query sketches and gallery photos.
+
+    Sketches are loaded with ``load_image(kind="sketch")``, photos with ``kind="photo"`` and then made
+    sketch-like by ``photo_to_sketchlike(photo_mode, edge_sigma)``. Paths may also be PIL images.
+    """
+    sketches = _load_all(query_sketch_paths, "sketch")
+    photos = _load_all(gallery_photo_paths, "photo")
+    return _hog_sim(sketches, photos, size, photo_mode, edge_sigma, hog_params)
+
+
+def tune_hog(
+    train_queries: Sequence[str | Path | Image.Image],
+    train_gallery: Sequence[str | Path | Image.Image],
+    train_relevant: np.ndarray,
+    grid: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Sequence[Any]]],
+    metric: str = "mrr",
+    return_table: bool = False,
+) -> dict[str, Any] | tuple[dict[str, Any], pd.DataFrame]:
+    """Pick HOG baseline settings on training data only (never the test split).
+
+    Args:
+        train_queries: Q sketch paths (or PIL images); train_gallery: G photo paths (or images).
+        train_relevant: (Q, G) bool.
+        grid: ``sklearn.model_selection.ParameterGrid`` input over ``size``, ``photo_mode``,
+            ``edge_sigma`` and ``skimage.feature.hog`` arguments, e.g.
+            ``{"size": [64], "photo_mode": ["grey", "edges"], "pixels_per_cell": [8, 16]}``.
+        metric: a reported metric name (``mrr``, ``acc@1``, ``mAP@all``, ...) to maximise; the first
+            setting in grid order wins ties.
+        return_table: also return a DataFrame with every setting and its score.
+    Returns:
+        The best settings as keyword arguments for ``hog_baseline`` (and the table if asked).
+    """
+    sketches = _load_all(train_queries, "sketch")
+    photos = _load_all(train_gallery, "photo")
+    rows = []
+    for params in ParameterGrid(grid):
+        prep = {"size": 64, "photo_mode": "edges", "edge_sigma": 1.0}
+        prep.update({k: v for k, v in params.items() if k in _PREP_KEYS})
+        hog_params = {k: v for k, v in params.items() if k not in _PREP_KEYS}
+        sim = _hog_sim(sketches, photos, prep["size"], prep["photo_mode"], prep["edge_sigma"], hog_params)
+        per_query = per_query_metrics(sim, np.asarray(train_relevant, dtype=bool), p_ks=())
+        scores = {metric_name(c): float(per_query[c].mean()) for c in per_query.columns if c != "rank"}
+        if metric not in scores:
+            raise ValueError(f"metric must be one of {sorted(scores)}, got {metric!r}")
+        rows.append({**prep, **hog_params, "score": scores[metric]})
+    if not rows:
+        raise ValueError("the grid is empty")
+    table = pd.DataFrame(rows)
+    best = {k: v for k, v in rows[int(np.argmax(table["score"].to_numpy()))].items() if k != "score"}
+    return (best, table) if return_table else best
