@@ -121,13 +121,13 @@ def summarise_by_source(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def plot_by_source(df: pd.DataFrame, columns: list[str]) -> plt.Figure:
-    import seaborn as sns
-
+    """Box plots (no fliers) of ``columns`` per ``source``."""
+    names = list(dict.fromkeys(df["source"]))
     fig, axes = plt.subplots(1, len(columns), figsize=(3.6 * len(columns), 3), squeeze=False)
     for ax, col in zip(axes[0], columns):
-        sns.boxplot(df, x="source", y=col, ax=ax, showfliers=False)
+        ax.boxplot([df.loc[df["source"] == n, col].to_numpy() for n in names], tick_labels=names, showfliers=False)
+        ax.set_title(col.replace("_", " "))
         ax.tick_params(axis="x", labelrotation=30)
-        ax.set_xlabel("")
     fig.tight_layout()
     return fig
 
@@ -191,6 +191,41 @@ def human_likeness(embedded_objects: Path | None, n: int = 200, seed: int = 0
     return tables, fig, note
 
 
+HOG_GRID: dict[str, list] = {"size": [64], "photo_mode": ["grey", "edges"], "pixels_per_cell": [(8, 8), (16, 16)]}
+
+
+def retrieval_task(df: pd.DataFrame) -> tuple[list[str], list[str], np.ndarray]:
+    """Queries (every sketch), gallery (each photo once) and ``relevant`` (Q, G): same label."""
+    from .metrics import unique_gallery
+
+    gallery, gallery_labels, _ = unique_gallery(df["image_file"].tolist(), df["label"].tolist())
+    relevant = df["label"].to_numpy()[:, None] == np.asarray(gallery_labels)[None, :]
+    return df["sketch_file"].tolist(), list(gallery), relevant
+
+
+def calibration(frames: dict[str, pd.DataFrame], seed: int = 0, grid: dict | None = None,
+                max_tuning_queries: int = 300) -> pd.DataFrame:
+    """Random ranking and the HOG baseline on the test split; HOG settings are chosen on the train split."""
+    from .baselines import hog_baseline, random_scores, tune_hog
+    from .metrics import per_query_metrics, summarise
+
+    train = frames["train"]
+    if len(train) > max_tuning_queries:
+        train = train.sample(n=max_tuning_queries, random_state=seed)
+    tq, tg, trel = retrieval_task(train)
+    best = tune_hog(tq, tg, trel, grid or HOG_GRID)
+    queries, gallery, relevant = retrieval_task(frames["test"])
+    rows = []
+    for method, sim in (("random", random_scores(len(queries), len(gallery), seed)),
+                        ("HOG " + ", ".join(f"{k}={v}" for k, v in best.items() if v is not None),
+                         hog_baseline(queries, gallery, **best))):
+        summary = summarise(per_query_metrics(sim, relevant, p_ks=()), n_resamples=200, seed=seed)
+        values = dict(zip(summary["metric"], summary["value"]))
+        rows.append({"method": method, **{k: values[k] for k in ("acc@1", "acc@10", "mrr", "mAP@all")},
+                     "queries": len(queries), "gallery": len(gallery)})
+    return pd.DataFrame(rows)
+
+
 def sample_files(df: pd.DataFrame, column: str, n: int, seed: int = 0) -> list[Path]:
     files = df[column].drop_duplicates()
     return [Path(p) for p in files.sample(n=min(n, len(files)), random_state=seed)]
@@ -199,5 +234,6 @@ def sample_files(df: pd.DataFrame, column: str, n: int, seed: int = 0) -> list[P
 __all__ = [
     "counts_by_split", "counts_per_class", "pair_grid", "image_statistics", "plot_image_statistics",
     "split_integrity", "integrity_verdict", "stroke_table", "ink_table", "summarise_by_source",
-    "plot_by_source", "sample_files", "reference_sketches", "human_likeness",
+    "plot_by_source", "sample_files", "reference_sketches", "human_likeness", "calibration",
+    "retrieval_task",
 ]
