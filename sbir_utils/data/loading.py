@@ -1,0 +1,292 @@
+"""Torch datasets, transforms and batch samplers over an index DataFrame (``index.read_index``).
+
+Preprocessing is the same at training and evaluation time for both modalities: pad to a square on
+white (keeps the aspect ratio; sketches and product photos have white backgrounds), resize to
+``image_size``, ImageNet mean/std normalisation; sketches are greyscale replicated to 3 channels.
+Augmentation (``train=True, augment=True``) touches sketches only: a small random affine jitter and,
+sometimes, a one-pixel stroke-thickness change (min filter = thicker, max filter = thinner) at twice
+the output resolution; a pair is mirrored as a whole with probability 1/2. Randomness comes from
+torch's generator, so a seeded ``DataLoader`` (see :func:`make_loader`) is reproducible.
+
+Batch samplers yield lists of row indices, re-shuffled per epoch from ``seed + epoch`` and sharded by
+rank for DistributedDataParallel (every rank gets the same number of batches):
+
+* :class:`PhotoUniqueBatchSampler` (fine-grained, scene-level): no photo twice in a batch, so every
+  other photo of the batch is a true negative;
+* :class:`PKBatchSampler` (category-level): ``P`` labels x ``K`` rows per batch;
+* :class:`RandomBatchSampler`: plain shuffled batches.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image, ImageFilter, ImageOps
+from torch.utils.data import DataLoader, Dataset, Sampler
+from torchvision.transforms import v2
+
+from .images import load_image
+
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+SAMPLERS = ("auto", "photo_unique", "pk", "random")
+
+_to_tensor = v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)])
+
+
+def square(img: Image.Image, size: int) -> Image.Image:
+    """Pad ``img`` to a square on white (centred) and resize it to ``size`` x ``size``."""
+    fill = 255 if img.mode == "L" else (255, 255, 255)
+    return ImageOps.pad(img, (size, size), method=Image.Resampling.BILINEAR, color=fill)
+
+
+def to_tensor(img: Image.Image) -> torch.Tensor:
+    """PIL (L or RGB) -> normalised float tensor (3, H, W)."""
+    return _to_tensor(img.convert("RGB"))
+
+
+class SketchAugment:
+    """Random affine jitter (rotation, scale, shift) and stroke-thickness change of a greyscale sketch."""
+
+    def __init__(self, degrees: float = 8.0, translate: float = 0.06, scale: tuple[float, float] = (0.9, 1.1),
+                 thickness_p: float = 0.3):
+        self.affine = v2.RandomAffine(degrees=degrees, translate=(translate, translate), scale=scale, fill=255)
+        self.thickness_p = thickness_p
+
+    def __call__(self, sketch: Image.Image) -> Image.Image:
+        sketch = self.affine(sketch)
+        u = float(torch.rand(()))
+        if u < self.thickness_p:
+            sketch = sketch.filter(ImageFilter.MinFilter(3))  # dark strokes grow
+        elif u < 2 * self.thickness_p:
+            sketch = sketch.filter(ImageFilter.MaxFilter(3))  # dark strokes shrink
+        return sketch
+
+
+def label_codes(labels: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+    """String labels -> int codes in sorted-label order, and the sorted label list."""
+    names = sorted(set(map(str, labels)))
+    lookup = {n: i for i, n in enumerate(names)}
+    return np.asarray([lookup[str(x)] for x in labels], dtype=np.int64), names
+
+
+class PairDataset(Dataset):
+    """Rows of an index as ``(sketch (3, H, W), photo (3, H, W), label code)``.
+
+    Args:
+        df: from ``read_index`` (needs ``sketch_file``, ``image_file``, ``label``).
+        image_size: output side in pixels.
+        train: training mode (enables ``augment``).
+        augment: sketch augmentation and pair mirroring, only when ``train``.
+        cache: keep decoded, squared images in memory (per worker process).
+    """
+
+    def __init__(self, df: pd.DataFrame, image_size: int, train: bool = False, augment: bool = True,
+                 cache: bool = True):
+        for col in ("sketch_file", "image_file", "label"):
+            if col not in df.columns:
+                raise ValueError(f"PairDataset needs column {col!r} (read the CSV with sbir_utils.data.index.read_index)")
+        self.sketch_files = df["sketch_file"].astype(str).tolist()
+        self.image_files = df["image_file"].astype(str).tolist()
+        self.labels, self.label_names = label_codes(df["label"].tolist())
+        self.image_size = int(image_size)
+        self.augment = SketchAugment() if (train and augment) else None
+        self.flip = bool(train and augment)
+        self._cache: dict[tuple[str, str], Image.Image] | None = {} if cache else None
+
+    def __len__(self) -> int:
+        return len(self.sketch_files)
+
+    def _base(self, path: str, kind: str) -> Image.Image:
+        key = (path, kind)
+        if self._cache is not None and key in self._cache:
+            return self._cache[key]
+        img = square(load_image(path, kind=kind), 2 * self.image_size)
+        if self._cache is not None:
+            self._cache[key] = img
+        return img
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        sketch = self._base(self.sketch_files[i], "sketch")
+        photo = self._base(self.image_files[i], "photo")
+        if self.augment is not None:
+            sketch = self.augment(sketch)
+        if self.flip and float(torch.rand(())) < 0.5:
+            sketch, photo = ImageOps.mirror(sketch), ImageOps.mirror(photo)
+        size = (self.image_size, self.image_size)
+        return (to_tensor(sketch.resize(size, Image.Resampling.BILINEAR)),
+                to_tensor(photo.resize(size, Image.Resampling.BILINEAR)), int(self.labels[i]))
+
+
+class ImageDataset(Dataset):
+    """Single images (queries or gallery) with the evaluation preprocessing: ``(3, H, W)`` tensors.
+
+    Args: paths: image files; kind: ``"sketch"`` or ``"photo"``; image_size: output side.
+    """
+
+    def __init__(self, paths: Sequence[str | Path], kind: str, image_size: int):
+        if kind not in ("sketch", "photo"):
+            raise ValueError(f"kind must be 'sketch' or 'photo', got {kind!r}")
+        self.paths = [str(p) for p in paths]
+        self.kind = kind
+        self.image_size = int(image_size)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        img = square(load_image(self.paths[i], kind=self.kind), 2 * self.image_size)
+        return to_tensor(img.resize((self.image_size, self.image_size), Image.Resampling.BILINEAR))
+
+
+# ---- batch samplers ----------------------------------------------------------------------------------
+
+class _EpochBatchSampler(Sampler[list[int]]):
+    def __init__(self, n: int, batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.n, self.batch_size, self.seed = n, int(batch_size), int(seed)
+        self.rank, self.world_size, self.epoch = int(rank), int(world_size), 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def _rng(self) -> np.random.Generator:
+        return np.random.default_rng([self.seed, self.epoch])
+
+    def _all_batches(self) -> list[list[int]]:
+        raise NotImplementedError
+
+    def _mine(self) -> list[list[int]]:
+        batches = self._all_batches()
+        per_rank = len(batches) // self.world_size
+        return batches[self.rank * per_rank:(self.rank + 1) * per_rank] if self.world_size > 1 else batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self._mine())
+
+    def __len__(self) -> int:
+        return len(self._mine())
+
+
+class RandomBatchSampler(_EpochBatchSampler):
+    """Shuffled rows in batches of ``batch_size``; the last incomplete batch is dropped."""
+
+    def _all_batches(self) -> list[list[int]]:
+        order = self._rng().permutation(self.n).tolist()
+        b = min(self.batch_size, self.n)
+        return [order[i:i + b] for i in range(0, len(order) - b + 1, b)]
+
+
+class PhotoUniqueBatchSampler(_EpochBatchSampler):
+    """Batches in which no photo appears twice (``keys`` = photo of each row).
+
+    Rows are shuffled, then each batch takes the first rows whose photo it does not hold yet; a batch
+    smaller than ``min(batch_size, number of photos)`` (only at the tail) is dropped.
+    """
+
+    def __init__(self, keys: Sequence[str], batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1):
+        super().__init__(len(keys), batch_size, seed, rank, world_size)
+        self.keys = list(keys)
+        self.full = min(self.batch_size, len(set(self.keys)))
+
+    def _all_batches(self) -> list[list[int]]:
+        pending = self._rng().permutation(self.n).tolist()
+        batches: list[list[int]] = []
+        while pending:
+            batch: list[int] = []
+            seen: set[str] = set()
+            rest: list[int] = []
+            for r in pending:
+                if len(batch) < self.full and self.keys[r] not in seen:
+                    batch.append(r)
+                    seen.add(self.keys[r])
+                else:
+                    rest.append(r)
+            if len(batch) < self.full:
+                break
+            batches.append(batch)
+            pending = rest
+        return batches
+
+
+class PKBatchSampler(_EpochBatchSampler):
+    """``P = batch_size // k`` labels x ``k`` rows per batch (rows drawn without replacement within an
+    epoch; labels with fewer than ``k`` rows are topped up by repetition)."""
+
+    def __init__(self, labels: Sequence, batch_size: int, k: int = 4, seed: int = 0, rank: int = 0,
+                 world_size: int = 1):
+        super().__init__(len(labels), batch_size, seed, rank, world_size)
+        self.k = max(1, min(int(k), self.batch_size))
+        groups: dict[str, list[int]] = {}
+        for i, lab in enumerate(labels):
+            groups.setdefault(str(lab), []).append(i)
+        self.groups = [groups[key] for key in sorted(groups)]
+        self.p = max(1, min(self.batch_size // self.k, len(self.groups)))
+
+    def _all_batches(self) -> list[list[int]]:
+        rng = self._rng()
+        chunks: list[tuple[int, list[int]]] = []  # (label, k rows)
+        for gi, rows in enumerate(self.groups):
+            rows = rng.permutation(rows).tolist()
+            if len(rows) % self.k:
+                rows += rng.choice(rows, self.k - len(rows) % self.k).tolist()
+            chunks += [(gi, rows[i:i + self.k]) for i in range(0, len(rows), self.k)]
+        pending = [chunks[i] for i in rng.permutation(len(chunks))]
+        batches: list[list[int]] = []
+        while pending:  # each batch takes the first P chunks of P different labels
+            batch: list[int] = []
+            used: set[int] = set()
+            rest = []
+            for gi, rows in pending:
+                if len(used) < self.p and gi not in used:
+                    batch += rows
+                    used.add(gi)
+                else:
+                    rest.append((gi, rows))
+            if len(used) < self.p:
+                break
+            batches.append(batch)
+            pending = rest
+        return batches
+
+
+def make_batch_sampler(
+    df: pd.DataFrame, batch_size: int, kind: str = "photo_unique", seed: int = 0, rank: int = 0,
+    world_size: int = 1, k: int = 4,
+) -> _EpochBatchSampler:
+    """The training batch sampler ``kind`` (``photo_unique`` | ``pk`` | ``random``) over ``df``'s rows."""
+    if kind == "photo_unique":
+        return PhotoUniqueBatchSampler(df["image_file"].astype(str).tolist(), batch_size, seed, rank, world_size)
+    if kind == "pk":
+        return PKBatchSampler(df["label"].astype(str).tolist(), batch_size, k, seed, rank, world_size)
+    if kind == "random":
+        return RandomBatchSampler(len(df), batch_size, seed, rank, world_size)
+    raise ValueError(f"sampler must be one of {SAMPLERS[1:]}, got {kind!r}")
+
+
+def seed_worker(worker_id: int) -> None:
+    """``worker_init_fn``: seed numpy and ``random`` from the worker's torch seed (set by the loader)."""
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def make_loader(dataset: Dataset, *, batch_sampler: Sampler | None = None, batch_size: int = 64,
+                num_workers: int = 0, seed: int = 0) -> DataLoader:
+    """A DataLoader with deterministic worker seeding (``generator`` seeded with ``seed``).
+
+    With ``batch_sampler`` it is a training loader; otherwise it iterates ``dataset`` in order.
+    """
+    gen = torch.Generator()
+    gen.manual_seed(int(seed))
+    common = dict(num_workers=num_workers, worker_init_fn=seed_worker, generator=gen,
+                  persistent_workers=False, pin_memory=False)
+    if batch_sampler is not None:
+        return DataLoader(dataset, batch_sampler=batch_sampler, **common)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, **common)

@@ -1,0 +1,61 @@
+"""ConvNeXt-InfoNCE: one shared ConvNeXt encoder, global average pool, L2-normalised embedding.
+
+State-dict layout (kept identical to the seed's ``SbirModel`` so its released ``model_normal.pth`` /
+``model_unseen.pth`` and any plain ``torch.save(model.state_dict())`` of it load with ``strict=True``):
+
+* ``embedding_net.*``: the backbone. For torchvision ConvNeXts (``convnext_tiny/small/base/large``, the
+  seed's choice) this is ``torchvision.models.convnext_small().features`` itself, so keys read
+  ``embedding_net.0.0.weight`` (stem conv), ``embedding_net.1.0.block.0.weight`` (first block's
+  depth-wise conv), ``embedding_net.1.0.layer_scale``, ... ``embedding_net.7.2.block.5.bias``. For a timm
+  model (``convnext_atto``, ``timm:convnext_small``) it is a wrapper with timm's keys under
+  ``embedding_net.net.`` (``embedding_net.net.stem.0.weight``, ``embedding_net.net.stages.0...``).
+* ``head.weight``, ``head.bias``: only with the optional projection head (``embed_dim`` set and
+  different from the backbone's width); the seed has none (768-d output of ConvNeXt-Small).
+
+The pooling has no parameters, so nothing else is in the state dict.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .backbones import build_trunk
+
+
+class ConvNeXtInfoNCE(nn.Module):
+    """Args:
+        backbone: a ConvNeXt (or any convolutional) backbone name, see ``backbones``.
+        weights: random | imagenet | path to a backbone state dict.
+        embed_dim: output dimension; ``0``/``None`` or the backbone width means no projection head.
+    """
+
+    def __init__(self, backbone: str = "convnext_small", weights: str = "random", embed_dim: int | None = None):
+        super().__init__()
+        self.embedding_net = build_trunk(backbone, weights)
+        self.num_features = int(self.embedding_net.num_features)
+        if embed_dim and int(embed_dim) != self.num_features:
+            self.head: nn.Module | None = nn.Linear(self.num_features, int(embed_dim))
+            self.embed_dim = int(embed_dim)
+        else:
+            self.head = None
+            self.embed_dim = self.num_features
+
+    has_pair_scorer = False
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) -> (B, D) L2-normalised."""
+        feats = self.embedding_net(x).mean(dim=(2, 3))  # global average pool, (B, C)
+        if self.head is not None:
+            feats = self.head(feats)
+        return F.normalize(feats, dim=-1)
+
+    embed_sketch = embed
+    embed_photo = embed
+
+    def forward(
+        self, sketch: torch.Tensor, photo: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        """(B, 3, H, W) pairs -> ``{"sketch": (B, D), "photo": (B, D)}``. ``labels`` is unused."""
+        return {"sketch": self.embed(sketch), "photo": self.embed(photo)}

@@ -1,0 +1,165 @@
+"""Torch datasets, preprocessing and batch samplers (sbir_utils.data.loading).
+
+``make_tiny_dataset`` (used by the other model/engine tests too) writes a small paired set with PIL:
+each photo is a few coloured rectangles, its sketches are their outlines drawn by different "hands".
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from sbir_utils.data.index import read_index, write_index, write_spec
+from sbir_utils.data.loading import (
+    MEAN,
+    STD,
+    ImageDataset,
+    PairDataset,
+    PhotoUniqueBatchSampler,
+    PKBatchSampler,
+    RandomBatchSampler,
+    make_batch_sampler,
+    make_loader,
+)
+
+
+def make_tiny_dataset(root: Path, photos: tuple[int, int, int] = (8, 4, 4), sketches: int = 2, size: int = 48,
+                      protocol: str = "fine", classes: int = 4, seed: int = 0) -> Path:
+    """Write photos/, sketches/, index_{train,val,test}.csv and dataset.json under ``root``.
+
+    ``protocol="fine"``: label = photo id; ``"category"``: label = class (photo i is class i % classes).
+    """
+    rng = np.random.default_rng(seed)
+    (root / "photos").mkdir(parents=True, exist_ok=True)
+    (root / "sketches").mkdir(parents=True, exist_ok=True)
+    rows: dict[str, list[dict[str, str]]] = {}
+    pid = 0
+    for split, n in zip(("train", "val", "test"), photos):
+        rows[split] = []
+        for _ in range(n):
+            boxes = []
+            for _ in range(3):
+                x0, y0 = rng.integers(2, size // 2, 2)
+                w, h = rng.integers(8, size // 2, 2)
+                boxes.append((int(x0), int(y0), int(min(x0 + w, size - 2)), int(min(y0 + h, size - 2))))
+            photo = Image.new("RGB", (size, size), "white")
+            d = ImageDraw.Draw(photo)
+            for b in boxes:
+                d.rectangle(b, fill=tuple(int(c) for c in rng.integers(0, 230, 3)))
+            name = f"p{pid:03d}"
+            photo.save(root / "photos" / f"{name}.png")
+            label = name if protocol == "fine" else f"class{pid % classes}"
+            for k in range(sketches):
+                sk = Image.new("L", (size, size), 255)
+                ds = ImageDraw.Draw(sk)
+                for b in boxes:
+                    j = rng.integers(-1, 2, 4)
+                    ds.rectangle(tuple(int(v) for v in np.array(b) + j), outline=0, width=1 + k % 2)
+                sk.save(root / "sketches" / f"{name}-{k + 1}.png")
+                rows[split].append({"path_sketch": f"sketches/{name}-{k + 1}.png",
+                                    "path_image": f"photos/{name}.png", "label": label})
+            pid += 1
+    for split, r in rows.items():
+        write_index(pd.DataFrame(r), root / f"index_{split}.csv")
+    write_spec(root, name="tiny", protocol=protocol)
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    return make_tiny_dataset(tmp_path_factory.mktemp("tiny"))
+
+
+def test_pair_dataset_shapes_and_same_normalisation(tiny):
+    df = read_index(tiny / "index_train.csv")
+    ds = PairDataset(df, image_size=32, train=False)
+    sketch, photo, label = ds[0]
+    assert sketch.shape == photo.shape == (3, 32, 32) and sketch.dtype == torch.float32
+    assert isinstance(label, int) and 0 <= label < len(ds.label_names)
+    # White background maps to the same normalised value in both modalities, train and eval alike.
+    white = torch.tensor([(1 - m) / s for m, s in zip(MEAN, STD)])
+    assert torch.allclose(sketch[:, 0, 0], white, atol=1e-4)
+    assert torch.allclose(photo[:, 0, 0], white, atol=1e-4)
+    eval_img = ImageDataset([df["sketch_file"][0]], "sketch", 32)[0]
+    assert torch.equal(eval_img, sketch)  # the same preprocessing for queries at evaluation
+
+
+def test_augmentation_only_in_training_and_seeded(tiny):
+    df = read_index(tiny / "index_train.csv")
+    plain = PairDataset(df, 32, train=True, augment=False)
+    ev = PairDataset(df, 32, train=False, augment=True)
+    aug = PairDataset(df, 32, train=True, augment=True)
+    assert torch.equal(plain[1][0], ev[1][0])
+    torch.manual_seed(3)
+    a = [aug[1][0] for _ in range(4)]
+    torch.manual_seed(3)
+    b = [aug[1][0] for _ in range(4)]
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert any(not torch.equal(x, ev[1][0]) for x in a)
+
+
+def test_photo_unique_batches_have_no_repeated_photo():
+    keys = [f"p{i // 3}" for i in range(30)]  # 10 photos x 3 sketches
+    s = PhotoUniqueBatchSampler(keys, batch_size=4, seed=1)
+    seen = []
+    for epoch in (0, 1):
+        s.set_epoch(epoch)
+        batches = list(s)
+        assert batches and all(len(b) == 4 for b in batches)
+        for b in batches:
+            assert len({keys[i] for i in b}) == len(b)
+        seen.append(batches)
+    assert seen[0] != seen[1]  # reshuffled per epoch
+    s.set_epoch(0)
+    assert list(s) == seen[0]  # reproducible
+    # Fewer photos than the batch size: batches shrink to the number of photos instead of vanishing.
+    assert all(len(b) == 2 for b in PhotoUniqueBatchSampler(["a", "a", "b", "b"], 8))
+
+
+def test_pk_sampler_gives_p_labels_of_k():
+    labels = [f"c{i % 5}" for i in range(40)]
+    s = PKBatchSampler(labels, batch_size=8, k=4, seed=0)
+    batches = list(s)
+    assert batches
+    for b in batches:
+        counts = Counter(labels[i] for i in b)
+        assert len(counts) == 2 and set(counts.values()) == {4}
+
+
+def test_samplers_shard_by_rank_without_overlap():
+    keys = [f"p{i}" for i in range(20)]
+    full = list(PhotoUniqueBatchSampler(keys, 4, seed=2))
+    r0 = list(PhotoUniqueBatchSampler(keys, 4, seed=2, rank=0, world_size=2))
+    r1 = list(PhotoUniqueBatchSampler(keys, 4, seed=2, rank=1, world_size=2))
+    assert len(r0) == len(r1) == len(full) // 2
+    assert r0 + r1 == full[: 2 * (len(full) // 2)]
+    rb = list(RandomBatchSampler(10, 3, seed=0))
+    assert len(rb) == 3 and len({i for b in rb for i in b}) == 9
+
+
+def test_loader_is_deterministic(tiny):
+    df = read_index(tiny / "index_train.csv")
+    ds = PairDataset(df, 32, train=True, augment=True)
+
+    def run() -> list[torch.Tensor]:
+        torch.manual_seed(0)
+        bs = make_batch_sampler(df, 4, "photo_unique", seed=5)
+        return [s for s, _, _ in make_loader(ds, batch_sampler=bs, seed=5)]
+
+    a, b = run(), run()
+    assert len(a) == len(b) == 4 and all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+def test_bad_input_is_named():
+    with pytest.raises(ValueError, match="sketch_file"):
+        PairDataset(pd.DataFrame({"label": ["a"]}), 32)
+    with pytest.raises(ValueError, match="kind"):
+        ImageDataset(["x.png"], "drawing", 32)
+    with pytest.raises(ValueError, match="sampler"):
+        make_batch_sampler(pd.DataFrame({"image_file": ["a"], "label": ["a"]}), 2, "balanced")
