@@ -1,0 +1,113 @@
+"""``sbir eval``: retrieval metrics of a checkpoint on a test index (stage 1, and stage 2 for AAFG).
+
+    sbir eval --data_root DATA/Sketchy --test_csv index_test.csv --ckpt checkpoints/best.pt --batch_size 64
+    sbir eval --model convnext_infonce --backbone convnext_small --data_root fscoco \\
+        --model_path models/model_normal.pth            # the ConvNeXt seed's released state dicts
+
+``--ckpt`` is looked up as given, then under ``--log_dir``. Metrics are fractions in [0, 1].
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+from .config import PROFILES
+from .fileio import atomic_write_text
+from .models import MODELS
+from .train_cli import SPLITS, error, resolve_data_root
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data_root", required=True, metavar="DIR", help="index folder holding --test_csv")
+    parser.add_argument("--test_csv", default="index_test.csv", help="test index, relative to --data_root")
+    parser.add_argument("--ckpt", default="checkpoints/best.pt",
+                        help="engine checkpoint (default checkpoints/best.pt, also looked up under --log_dir)")
+    parser.add_argument("--log_dir", help="run folder whose checkpoints/ holds --ckpt")
+    parser.add_argument("--model_path", help="a plain state dict instead of --ckpt (e.g. the ConvNeXt seed's "
+                                             "model_normal.pth); say the model with --model/--backbone")
+    parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--rerank_k", type=int, help="AAFG stage 2: re-rank each query's top K (default: the "
+                                                     "checkpoint's; 0 = stage 1 only)")
+    parser.add_argument("--json", metavar="PATH", help="also write the metrics as JSON")
+    parser.add_argument("--split", choices=SPLITS, default=None, help="FS-COCO split sub-folder of --data_root")
+    parser.add_argument("--val_unseen", action="store_true", help="same as --split unseen-file")
+    parser.add_argument("--no_cuda", action="store_true", help="evaluate on the CPU")
+    parser.add_argument("--num_workers", type=int, default=0)
+    g = parser.add_argument_group("for --model_path (a checkpoint stores its own settings)")
+    g.add_argument("--model", choices=MODELS, default="convnext_infonce")
+    g.add_argument("--backbone", default=None, help="default: the profile's (convnext_small for the seed's files)")
+    g.add_argument("--image_size", type=int, default=None)
+    g.add_argument("--embed_dim", type=int, default=None)
+    g.add_argument("--profile", default="full", help=f"defaults for --model_path {PROFILES} (default full)")
+
+
+def resolve_checkpoint(ckpt: str, log_dir: str | None) -> Path:
+    path = Path(ckpt)
+    if path.is_file():
+        return path
+    if log_dir and (Path(log_dir) / ckpt).is_file():
+        return Path(log_dir) / ckpt
+    where = f" (nor under --log_dir {log_dir})" if log_dir else " (pass --log_dir RUN_DIR to look in a run folder)"
+    raise FileNotFoundError(f"{ckpt}: checkpoint not found{where}")
+
+
+def format_table(res: dict) -> str:
+    keys = ("acc@1", "acc@5", "acc@10", "mrr", "mAP@all", "mAP@200", "P@100", "P@200")
+    lines = ["stage   " + " ".join(f"{k:>8}" for k in keys)]
+    for name in ("stage1", "stage2"):
+        if res.get(name):
+            lines.append(f"{name:<8}" + " ".join(f"{res[name][k]:8.4f}" for k in keys))
+    s1 = res["stage1"]
+    lines.append(f"{s1['n_queries']} queries, {s1['n_gallery']} gallery photos; checkpoint {res['checkpoint']}"
+                 + (f"; stage 2 re-ranks the top {res['rerank_k']}" if res.get("stage2") else ""))
+    return "\n".join(lines)
+
+
+def _json_safe(value):
+    """NaN (e.g. P@200 on a smaller gallery) -> null, so the file is strict JSON."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def run(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from .config import load_profile
+    from .engine import evaluate
+    from .models.backbones import WeightsUnavailableError
+
+    try:
+        if args.batch_size < 1:
+            raise ValueError(f"--batch_size must be >= 1, got {args.batch_size}")
+        if args.rerank_k is not None and args.rerank_k < 0:
+            raise ValueError(f"--rerank_k must be >= 0, got {args.rerank_k}")
+        data_root = resolve_data_root(args.data_root, args.split, args.val_unseen)
+        cfg = None
+        if args.model_path:
+            ckpt = Path(args.model_path)
+            if not ckpt.is_file():
+                raise FileNotFoundError(f"{ckpt}: --model_path file not found")
+            prof = load_profile(args.profile)
+            cfg = prof.aafg if args.model == "aafg" else prof.convnext
+            changes = {k: v for k, v in (("backbone", args.backbone), ("image_size", args.image_size),
+                                         ("embed_dim", args.embed_dim)) if v is not None}
+            cfg = dataclasses.replace(cfg, model=args.model, weights="random", **changes)
+        else:
+            ckpt = resolve_checkpoint(args.ckpt, args.log_dir)
+        res = evaluate(ckpt, data_root, args.test_csv, args.batch_size, args.rerank_k, cfg=cfg,
+                       device="cpu" if args.no_cuda else None, num_workers=args.num_workers)
+    except (FileNotFoundError, ValueError, WeightsUnavailableError) as exc:
+        return error("eval", exc)
+    print(format_table(res))
+    if args.json:
+        atomic_write_text(args.json, json.dumps(_json_safe(res), indent=2, allow_nan=False) + "\n")
+        print(f"wrote {args.json}")
+    return 0

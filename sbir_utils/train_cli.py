@@ -1,0 +1,176 @@
+"""``sbir train``: train AAFG or ConvNeXt-InfoNCE with the seeds' flags.
+
+    sbir train --data_root DATA/Sketchy --train_csv index_train.csv --val_csv index_val.csv \\
+        --log_dir runs/Sketchy --epochs 60 --batch_size 32 --lr 1e-4 --margin 0.2 --embed_dim 512 \\
+        --attn_reduction 1 --amp
+    sbir train --model convnext_infonce --data_root fscoco --epochs 10 --lr 1e-4 --temp 0.05 \\
+        --batch_size 60 --seed 42 [--val_unseen] [--save] [--no_cuda] [--model_path PATH]
+
+Settings not given on the command line come from ``configs/<profile>.yaml`` (section ``aafg`` or
+``convnext``). Under ``torchrun --nproc_per_node N -m sbir_utils train ...`` it trains with
+DistributedDataParallel (``--batch_size`` per process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from . import paths
+from .config import PROFILES, TrainConfig, load_profile
+from .models import MODELS
+
+SPLITS = ("normal", "unseen-file", "unseen-user")
+# Exit status for bad arguments or inputs (argparse's convention).
+USAGE_ERROR = 2
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    d = parser.add_argument_group("data")
+    d.add_argument("--data_root", required=True, metavar="DIR",
+                   help="index folder with index_train.csv, index_val.csv (and dataset.json), or a folder with one "
+                        "such folder per --split")
+    d.add_argument("--train_csv", default="index_train.csv", help="training index, relative to --data_root")
+    d.add_argument("--val_csv", default="index_val.csv",
+                   help="validation index (chooses best.pt; the test split is never read here)")
+    d.add_argument("--split", choices=SPLITS, default=None,
+                   help="FS-COCO split: use DATA_ROOT/<split>/ when it exists (unseen-user holds out whole drawers)")
+    d.add_argument("--val_unseen", action="store_true", help="the ConvNeXt seed's flag: same as --split unseen-file")
+    m = parser.add_argument_group("model")
+    m.add_argument("--model", choices=MODELS, default="aafg", help="aafg (default) or convnext_infonce")
+    m.add_argument("--backbone", help="torchvision/timm name, e.g. resnet50, resnet18, convnext_small, convnext_atto")
+    m.add_argument("--weights", help="random | imagenet (from the torch/HF hub cache) | path to a state dict")
+    m.add_argument("--image_size", type=int, help="input side in pixels (224 in the seeds)")
+    m.add_argument("--embed_dim", type=int, help="embedding size (AAFG head; ConvNeXt projection head, 0 = none)")
+    m.add_argument("--attn_reduction", type=int, help="AAFG attention query/key channels = C / attn_reduction")
+    m.add_argument("--no_self_attention", action="store_true", help="AAFG ablation: no self-attention")
+    m.add_argument("--no_cross_attention", action="store_true", help="AAFG ablation: no cross-attention (no stage 2)")
+    m.add_argument("--rerank_k", type=int, help="AAFG stage 2: top-K re-ranked by cross-attention at validation")
+    m.add_argument("--model_path", help="start from this state dict (a plain model.state_dict(), e.g. the "
+                                        "ConvNeXt seed's released .pth, or a checkpoint)")
+    o = parser.add_argument_group("optimisation")
+    o.add_argument("--epochs", type=int)
+    o.add_argument("--batch_size", type=int, help="pairs per batch (per process under torchrun)")
+    o.add_argument("--lr", type=float, help="AdamW learning rate (cosine decay over the epochs)")
+    o.add_argument("--weight_decay", type=float)
+    o.add_argument("--loss", choices=("triplet", "infonce"), help="embedding loss (default: triplet for aafg, "
+                                                                  "infonce for convnext_infonce)")
+    o.add_argument("--margin", type=float, help="triplet margin (0.2)")
+    o.add_argument("--temp", type=float, help="InfoNCE (and AAFG pair-loss) temperature (0.05)")
+    o.add_argument("--symmetric", action="store_true", help="InfoNCE in both directions")
+    o.add_argument("--mining", choices=("hard", "semihard"), default="hard", help="triplet negative mining")
+    o.add_argument("--warmup_epochs", type=int, default=0,
+                   help="first epochs trained with --warmup_loss (batch-hard triplet from random init collapses)")
+    o.add_argument("--warmup_loss", choices=("infonce", "semihard"), default="infonce")
+    o.add_argument("--pair_weight", type=float, default=1.0, help="AAFG: weight of the cross-attention pair loss")
+    o.add_argument("--sampler", choices=("auto", "photo_unique", "pk", "random"), default="auto",
+                   help="batches: auto = P x K classes for category-level data, else one row per photo")
+    o.add_argument("--amp", action="store_true", help="mixed precision (bf16, or fp16 on GPUs without bf16)")
+    r = parser.add_argument_group("run")
+    r.add_argument("--log_dir", help="run folder: config.json, metrics.csv, tb/ and checkpoints/epoch_XX.pt + "
+                                     "checkpoints/best.pt go under it (default: runs/<model>/<dataset>)")
+    r.add_argument("--profile", default="cpu", help=f"defaults from configs/<profile>.yaml {PROFILES} (default cpu)")
+    r.add_argument("--seed", type=int)
+    r.add_argument("--num_workers", type=int, help="data-loader worker processes")
+    r.add_argument("--no_cuda", action="store_true", help="train on the CPU even when a GPU is present")
+    r.add_argument("--resume", action="store_true", help="continue the run in --log_dir from its newest epoch_XX.pt")
+    r.add_argument("--overwrite", action="store_true", help="replace an existing run in --log_dir")
+    r.add_argument("--save", action="store_true", help="also write LOG_DIR/model.pth, the best model's plain state dict")
+    r.add_argument("--keep_last", type=int, default=3, help="keep the newest N epoch_XX.pt files (0 = all)")
+    r.add_argument("--no_progress", action="store_true", help="no progress bar")
+
+
+FLAG_TO_FIELD = {"backbone": "backbone", "weights": "weights", "image_size": "image_size", "embed_dim": "embed_dim",
+                 "attn_reduction": "attn_reduction", "rerank_k": "rerank_k", "epochs": "epochs",
+                 "batch_size": "batch_size", "lr": "lr", "weight_decay": "weight_decay", "loss": "loss",
+                 "margin": "margin", "temp": "temperature", "seed": "seed", "num_workers": "num_workers"}
+
+
+def resolve_config(args: argparse.Namespace) -> TrainConfig:
+    """The profile's section for ``--model``, overridden by the flags that were given."""
+    profile = load_profile(args.profile)
+    cfg = profile.aafg if args.model == "aafg" else profile.convnext
+    changes: dict[str, Any] = {"model": args.model}
+    if args.model == "convnext_infonce" and args.loss is None:
+        changes["loss"] = "infonce"
+    for flag, field in FLAG_TO_FIELD.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            changes[field] = value
+    if getattr(args, "amp", False):
+        changes["amp"] = True
+    if getattr(args, "no_self_attention", False):
+        changes["self_attention"] = False
+    if getattr(args, "no_cross_attention", False):
+        changes["cross_attention"] = False
+    return dataclasses.replace(cfg, **changes)
+
+
+def resolve_data_root(data_root: str, split: str | None, val_unseen: bool = False) -> Path:
+    """``--data_root`` itself, or its ``<split>/`` sub-folder when a split is asked for."""
+    root = Path(data_root)
+    if val_unseen and split not in (None, "unseen-file"):
+        raise ValueError(f"--val_unseen means --split unseen-file, but --split {split} was given")
+    split = "unseen-file" if val_unseen else split
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: data folder not found")
+    if split is None:
+        return root
+    if (root / split).is_dir():
+        return root / split
+    if split == "normal":
+        return root
+    raise FileNotFoundError(f"{root / split}: no index folder for split {split!r} (build it with 'sbir index fscoco')")
+
+
+def check_numbers(args: argparse.Namespace) -> None:
+    for name, low in (("epochs", 1), ("batch_size", 2), ("image_size", 16), ("embed_dim", 0),
+                      ("attn_reduction", 1), ("rerank_k", 0), ("num_workers", 0), ("warmup_epochs", 0),
+                      ("keep_last", 0)):
+        value = getattr(args, name, None)
+        if value is not None and value < low:
+            raise ValueError(f"--{name} must be >= {low}, got {value}")
+    for name in ("lr", "temp"):
+        value = getattr(args, name, None)
+        if value is not None and not value > 0:
+            raise ValueError(f"--{name} must be > 0, got {value}")
+
+
+def error(command: str, exc: BaseException) -> int:
+    """Print one ``sbir COMMAND: error: ...`` line (no traceback) and return the usage-error status."""
+    text = " ".join(str(exc).split()) if not hasattr(exc, "problems") else str(exc)
+    print(f"sbir {command}: error: {text}", file=sys.stderr)
+    return USAGE_ERROR
+
+
+def run(args: argparse.Namespace) -> int:
+    from .engine import NonFiniteLossError, fit
+    from .models.backbones import WeightsUnavailableError
+
+    try:
+        check_numbers(args)
+        cfg = resolve_config(args)
+        data_root = resolve_data_root(args.data_root, args.split, args.val_unseen)
+        log_dir = Path(args.log_dir) if args.log_dir else paths.runs_dir() / cfg.model / data_root.resolve().name
+        if args.model_path and not Path(args.model_path).is_file():
+            raise FileNotFoundError(f"{args.model_path}: --model_path file not found")
+        summary = fit(cfg, data_root, log_dir, args.train_csv, args.val_csv, resume=args.resume,
+                      sampler=args.sampler, warmup_epochs=args.warmup_epochs, warmup_loss=args.warmup_loss,
+                      mining=args.mining, symmetric=args.symmetric, pair_weight=args.pair_weight,
+                      device="cpu" if args.no_cuda else None, model_path=args.model_path, save_state_dict=args.save,
+                      keep_last=args.keep_last, overwrite=args.overwrite, progress=not args.no_progress)
+    except NonFiniteLossError as exc:
+        print(f"sbir train: error: {exc}", file=sys.stderr)
+        return 1
+    except (FileNotFoundError, FileExistsError, ValueError, WeightsUnavailableError) as exc:
+        return error("train", exc)
+    if summary.get("rank", 0) == 0:
+        print(f"best {summary['best_metric']} = {summary['best_value']:.4f} at epoch {summary['best_epoch']}: "
+              f"{summary['best_checkpoint']}")
+        print(json.dumps({k: summary[k] for k in ("run_dir", "best_epoch", "best_value", "pairs_per_s",
+                                                  "wall_time_s")}, default=str))
+    return 0

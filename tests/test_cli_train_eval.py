@@ -1,0 +1,120 @@
+"""`sbir train` / `sbir eval`: the seeds' flags, the run folder, JSON output, one-line errors."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from sbir_utils import cli, train_cli
+from sbir_utils.models import ConvNeXtInfoNCE
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_loading import make_tiny_dataset  # noqa: E402
+
+torch.set_num_threads(1)
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["--profile", "smoke", "--backbone", "test_resnet", "--image_size", "32", "--epochs", "1",
+        "--batch_size", "8", "--embed_dim", "16", "--no_progress"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    return make_tiny_dataset(tmp_path_factory.mktemp("cli_data"))
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    train_cli.add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_aafg_seed_flags_verbatim(tmp_path):
+    argv = ("--data_root DATA/Sketchy --train_csv index_train.csv --val_csv index_val.csv --log_dir runs/Sketchy "
+            "--epochs 60 --batch_size 32 --lr 1e-4 --margin 0.2 --embed_dim 512 --attn_reduction 1 --amp").split()
+    cfg = train_cli.resolve_config(_parse(argv))
+    assert (cfg.model, cfg.epochs, cfg.batch_size, cfg.lr, cfg.margin, cfg.embed_dim, cfg.attn_reduction,
+            cfg.amp) == ("aafg", 60, 32, 1e-4, 0.2, 512, 1, True)
+    cfg = train_cli.resolve_config(_parse(argv + ["--no_self_attention", "--no_cross_attention", "--profile", "full"]))
+    assert not cfg.self_attention and not cfg.cross_attention and cfg.backbone == "resnet50"
+
+
+def test_convnext_seed_flags(tmp_path):
+    (tmp_path / "fscoco" / "unseen-file").mkdir(parents=True)
+    argv = ("--model convnext_infonce --data_root " + str(tmp_path / "fscoco") + " --epochs 10 --lr 1e-4 "
+            "--temp 0.05 --batch_size 60 --seed 42 --val_unseen --save --no_cuda --model_path m.pth").split()
+    args = _parse(argv)
+    cfg = train_cli.resolve_config(args)
+    assert (cfg.model, cfg.loss, cfg.temperature, cfg.batch_size, cfg.seed) == ("convnext_infonce", "infonce",
+                                                                               0.05, 60, 42)
+    assert args.save and args.no_cuda and args.model_path == "m.pth"
+    root = train_cli.resolve_data_root(args.data_root, args.split, args.val_unseen)
+    assert root == tmp_path / "fscoco" / "unseen-file"
+    with pytest.raises(FileNotFoundError, match="unseen-user"):
+        train_cli.resolve_data_root(args.data_root, "unseen-user")
+
+
+def test_train_then_eval_in_process(data, tmp_path, capsys):
+    log = tmp_path / "run"
+    rc = cli.main(["train", "--data_root", str(data), "--log_dir", str(log), *TINY, "--save", "--rerank_k", "2"])
+    assert rc == 0, capsys.readouterr().err
+    assert (log / "checkpoints" / "best.pt").exists() and (log / "metrics.csv").exists()
+    assert (log / "model.pth").exists()  # --save: plain state dict of the best model
+    out_json = tmp_path / "test.json"
+    rc = cli.main(["eval", "--data_root", str(data), "--test_csv", "index_test.csv", "--ckpt", "checkpoints/best.pt",
+                   "--log_dir", str(log), "--batch_size", "64", "--json", str(out_json)])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert "stage1" in captured.out and "stage2" in captured.out
+    res = json.loads(out_json.read_text())
+    assert res["stage1"]["n_queries"] == 8 and res["rerank_k"] == 2
+    assert res["stage1"]["P@100"] is None  # NaN (gallery of 4) written as null: strict JSON
+    # Resume to a longer schedule from the CLI.
+    rc = cli.main(["train", "--data_root", str(data), "--log_dir", str(log), *TINY[:-3], "--epochs", "2",
+                   "--batch_size", "8", "--embed_dim", "16", "--no_progress", "--rerank_k", "2", "--resume"])
+    assert rc == 0, capsys.readouterr().err
+    assert (log / "checkpoints" / "epoch_02.pt").exists()
+
+
+def test_eval_loads_a_seed_format_state_dict(data, tmp_path, capsys):
+    torch.manual_seed(0)
+    path = tmp_path / "model_normal.pth"
+    torch.save(ConvNeXtInfoNCE("convnext_small").state_dict(), path)
+    rc = cli.main(["eval", "--model", "convnext_infonce", "--backbone", "convnext_small", "--image_size", "32",
+                   "--data_root", str(data), "--model_path", str(path), "--no_cuda"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert "stage1" in captured.out and "stage2" not in captured.out
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["train", "--epochs", "-3"], "--epochs must be >= 1"),
+    (["train", "--train_csv", "nope.csv"], "nope.csv: index file not found"),
+    (["train", "--backbone", "no_such_net"], "unknown backbone"),
+    (["eval", "--ckpt", "missing/best.pt"], "missing/best.pt: checkpoint not found"),
+    (["eval", "--test_csv", "nope.csv", "--model_path", "nope.pth"], "nope.pth: --model_path file not found"),
+])
+def test_bad_arguments_give_one_line_and_status_2(data, tmp_path, capsys, argv, message):
+    extra = ["--log_dir", str(tmp_path / "run"), *TINY[:2]] if argv[0] == "train" else []
+    rc = cli.main([argv[0], "--data_root", str(data), *argv[1:], *extra])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert message in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_python_dash_m_entry_point(data, tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    log = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "sbir_utils", "train", "--data_root", str(data), "--log_dir",
+                           str(log), *TINY, "--model", "convnext_infonce", "--backbone", "test_convnext"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "best acc@1" in proc.stdout and (log / "checkpoints" / "epoch_01.pt").exists()
