@@ -8,6 +8,7 @@ import json
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pandas as pd
 
@@ -33,6 +34,10 @@ def save_figure(fig: Any, name: str, dpi: int = 110) -> Path:
 
 
 _EXTERNAL_SCRIPT = re.compile(r"<script[^>]*\bsrc=\"https?://[^\"]*\"[^>]*>\s*</script>", re.IGNORECASE)
+# nbconvert's lab template also inlines a module script that imports mermaid from a CDN when a page has a
+# diagram, and a MathJax configuration: neither is used by these reports.
+_NETWORK_INLINE_SCRIPT = re.compile(r"<script[^>]*>(?:(?!</script>).)*?(?:mermaid|MathJax)(?:(?!</script>).)*</script>",
+                                    re.IGNORECASE | re.DOTALL)
 
 
 def export_notebook_html(executed: Path, out_html: Path) -> Path:
@@ -50,7 +55,7 @@ def export_notebook_html(executed: Path, out_html: Path) -> Path:
                             exclude_output_prompt=True, embed_images=True)
     exporter.register_preprocessor(CoalesceStreamsPreprocessor(enabled=True), enabled=True)
     body, _ = exporter.from_notebook_node(nb)
-    body = _EXTERNAL_SCRIPT.sub("", body)
+    body = _NETWORK_INLINE_SCRIPT.sub("", _EXTERNAL_SCRIPT.sub("", body))
     return atomic_write_text(out_html, body)
 
 
@@ -78,7 +83,7 @@ def write_index_html(reports_dir: Path, notebooks: list[dict[str, Any]], metadat
     for nb in notebooks:
         num = nb["stem"][:2]
         title = NOTEBOOK_TITLES.get(num, nb["stem"])
-        link = f'<a href="{e(nb["html"])}">{e(nb["stem"])}</a>' if nb.get("html") else e(nb["stem"])
+        link = f'<a href="{e(quote(nb["html"]))}">{e(nb["stem"])}</a>' if nb.get("html") else e(nb["stem"])
         cls = "ok" if nb["status"] == "ok" else "fail"
         rows.append(f'<tr><td>{link}</td><td>{e(title)}</td><td class="{cls}">{e(nb["status"])}</td>'
                     f'<td>{nb["seconds"]:.1f}</td></tr>')
@@ -104,7 +109,7 @@ def write_index_html(reports_dir: Path, notebooks: list[dict[str, Any]], metadat
     galleries = sorted(p.relative_to(reports_dir).as_posix() for p in reports_dir.glob("galleries/*/result.html"))
     if galleries:
         parts.append("<h2>Retrieval galleries (top-10 per query, correct photo in red)</h2><ul>")
-        parts += [f'<li><a href="{e(g)}">{e(g)}</a></li>' for g in galleries]
+        parts += [f'<li><a href="{e(quote(g))}">{e(g)}</a></li>' for g in galleries]
         parts.append("</ul>")
     meta_rows = pd.DataFrame(
         [{"key": k, "value": json.dumps(v) if isinstance(v, dict | list) else str(v)}
