@@ -70,6 +70,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=None,
                         help="output folder (default: data/embedded/<profile>, or under $SBIR_DATA_DIR)")
     parser.add_argument("--force", action="store_true", help="regenerate even if the set is up to date")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="render in this many processes (same bytes for any number; default 1)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -78,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         cfg = load_profile(args.profile).generator
         root = Path(args.out) if args.out else paths.embedded_dir(Path(args.profile).stem)
-        manifest = generate(cfg, root, force=args.force)
+        manifest = generate(cfg, root, force=args.force, workers=max(1, getattr(args, "workers", 1)))
     except (ConfigError, GeneratorError) as exc:
         print(f"sbir data: {exc}")
         return 2

@@ -43,10 +43,20 @@ class GeneratorError(ValueError):
     """The generator configuration or the output folder cannot be used."""
 
 
+def source_digest() -> str:
+    """sha256 of the generator's own source files, so an edited generator regenerates the set."""
+    h = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(path.name.encode())
+        h.update(path.read_bytes().replace(b"\r\n", b"\n"))
+    return h.hexdigest()
+
+
 def resolved_params(cfg: GeneratorConfig) -> dict:
     """Everything the output depends on (compared with the manifest to decide whether to regenerate)."""
     params = {
         "generator": dataclasses.asdict(cfg),
+        "source_sha256": source_digest(),
         "n_unseen_drawers": n_unseen(cfg),
         "family_size": shapes.FAMILY_SIZE,
         "mutations": list(shapes.MUTATIONS),
@@ -100,12 +110,13 @@ def split_of(cfg: GeneratorConfig, category: str) -> list[str]:
 
 
 def drawers_for(cfg: GeneratorConfig, category: str, i: int, split: str) -> list[int]:
-    """Distinct drawer ids (1-based) of the photo's sketches; test photos get one unseen drawer."""
+    """Distinct drawer ids (1-based) of the photo's sketches. Test photos get one unseen drawer (with a
+    single sketch per photo: half of them do), so test holds both seen- and unseen-drawer queries."""
     n_seen = cfg.n_drawers - n_unseen(cfg)
     rng = shapes.rng_for(cfg.seed, category, i, "drawers")
     seen = [int(d) + 1 for d in rng.permutation(n_seen)]
     k = cfg.sketches_per_photo
-    if split != "test" or n_unseen(cfg) == 0:
+    if split != "test" or n_unseen(cfg) == 0 or (k == 1 and rng.random() < 0.5):
         return seen[:k]
     chosen = seen[:k - 1]
     unseen = n_seen + 1 + int(rng.integers(n_unseen(cfg)))
@@ -151,14 +162,25 @@ def make_object(cfg: GeneratorConfig, category: str, i: int, split: str, out: Pa
     return attr_row, rows
 
 
-def write_objects(cfg: GeneratorConfig, out: Path) -> dict:
+def _run_all(fn, tasks: list[tuple], workers: int) -> list:
+    """``[fn(*t) for t in tasks]``, in order, optionally in ``workers`` processes (results are identical:
+    every item seeds its own RNG)."""
+    if workers <= 1 or len(tasks) < 2:
+        return [fn(*t) for t in tasks]
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(fn, *zip(*tasks), chunksize=max(1, len(tasks) // (8 * workers))))
+
+
+def write_objects(cfg: GeneratorConfig, out: Path, workers: int = 1) -> dict:
+    tasks = [(cfg, category, i, split, out) for category in cfg.categories
+             for i, split in enumerate(split_of(cfg, category))]
     attr_rows, rows = [], []
-    for category in cfg.categories:
-        for i, split in enumerate(split_of(cfg, category)):
-            a, r = make_object(cfg, category, i, split, out)
-            attr_rows.append(a)
-            rows.extend(r)
-    attrs = pd.DataFrame(attr_rows)
+    for a, r in _run_all(make_object, tasks, workers):
+        attr_rows.append(a)
+        rows.extend(r)
+    attrs = pd.DataFrame(attr_rows, dtype=object)  # object: integer counts stay integers next to NaN
     shape_cols = [f"attr_{n}" for c in cfg.categories for n in shapes.CATEGORY_ATTRIBUTES[c]]
     cols = ["photo_id", "category", "split"] + list(dict.fromkeys(shape_cols)) + [
         f"attr_{n}" for n in shapes.PHOTO_ATTRIBUTES]
@@ -198,30 +220,33 @@ def scene_users(cfg: GeneratorConfig) -> list[int]:
     return [int(p % cfg.scene_drawers) + 1 for p in perm]
 
 
-def write_scenes(cfg: GeneratorConfig, out: Path) -> dict:
+def make_scene(cfg: GeneratorConfig, n: int, sid: str, user: int, out: Path) -> dict:
+    """Write scene ``n`` (photo, raster and vector sketch, caption) for ``user``; return its table row."""
     from PIL import Image
 
-    ids, users = scene_ids(cfg), scene_users(cfg)
-    rows = []
-    for n, (sid, user) in enumerate(zip(ids, users)):
-        rng = shapes.rng_for(cfg.seed, "scene", n)
-        big = cfg.photo_size * render.SUPERSAMPLE
-        scene = scenes.compose_scene(list(cfg.categories), rng, cfg.seed, big)
-        photo = render.to_image(scenes.render_scene_photo(scene, cfg.photo_size, rng), cfg.photo_size)
-        style = drawers.drawer_style(cfg.seed, user, kind="scene")
-        pts, widths, drawn = scenes.sketch_scene(scene, style, shapes.rng_for(cfg.seed, "scene-sketch", n), big)
-        u = str(user)
-        for sub in ("images", "raster_sketches", "vector_sketches", "text"):
-            (out / sub / u).mkdir(parents=True, exist_ok=True)
-        photo.save(out / "images" / u / f"{sid}.jpg", format="JPEG", quality=JPEG_QUALITY)
-        sketch = drawers.raster(pts, widths, cfg.sketch_size)
-        Image.merge("RGB", [sketch] * 3).save(out / "raster_sketches" / u / f"{sid}.jpg", format="JPEG",
-                                               quality=JPEG_QUALITY)
-        _npy(pts, out / "vector_sketches" / u / f"{sid}.npy")
-        (out / "text" / u / f"{sid}.txt").write_text(scene.caption + "\n", encoding="utf-8")
-        rows.append({"id": sid, "user": user, "background": scene.background, "n_objects": len(scene.objects),
-                     "categories": ";".join(o.category for o in scene.objects),
-                     "drawn": ";".join(str(int(d)) for d in drawn), "caption": scene.caption})
+    rng = shapes.rng_for(cfg.seed, "scene", n)
+    big = cfg.photo_size * render.SUPERSAMPLE
+    scene = scenes.compose_scene(list(cfg.categories), rng, cfg.seed, big)
+    photo = render.to_image(scenes.render_scene_photo(scene, cfg.photo_size, rng), cfg.photo_size)
+    style = drawers.drawer_style(cfg.seed, user, kind="scene")
+    pts, widths, drawn = scenes.sketch_scene(scene, style, shapes.rng_for(cfg.seed, "scene-sketch", n), big)
+    u = str(user)
+    for sub in ("images", "raster_sketches", "vector_sketches", "text"):
+        (out / sub / u).mkdir(parents=True, exist_ok=True)
+    photo.save(out / "images" / u / f"{sid}.jpg", format="JPEG", quality=JPEG_QUALITY)
+    sketch = drawers.raster(pts, widths, cfg.sketch_size)
+    Image.merge("RGB", [sketch] * 3).save(out / "raster_sketches" / u / f"{sid}.jpg", format="JPEG",
+                                           quality=JPEG_QUALITY)
+    _npy(pts, out / "vector_sketches" / u / f"{sid}.npy")
+    (out / "text" / u / f"{sid}.txt").write_text(scene.caption + "\n", encoding="utf-8")
+    return {"id": sid, "user": user, "background": scene.background, "n_objects": len(scene.objects),
+            "categories": ";".join(o.category for o in scene.objects),
+            "drawn": ";".join(str(int(d)) for d in drawn), "caption": scene.caption}
+
+
+def write_scenes(cfg: GeneratorConfig, out: Path, workers: int = 1) -> dict:
+    tasks = [(cfg, n, sid, user, out) for n, (sid, user) in enumerate(zip(scene_ids(cfg), scene_users(cfg)))]
+    rows = _run_all(make_scene, tasks, workers)
     df = pd.DataFrame(rows, columns=["id", "user", "background", "n_objects", "categories", "drawn", "caption"])
     rng = shapes.rng_for(cfg.seed, "scene-split")
     n_test = int(round(cfg.scene_test_fraction * len(df)))
@@ -266,12 +291,14 @@ def is_up_to_date(cfg: GeneratorConfig, root: Path) -> bool:
     return all((Path(root) / rel).is_file() for rel in manifest.get("files", {}))
 
 
-def generate(cfg: GeneratorConfig, root: str | Path, *, force: bool = False) -> dict:
+def generate(cfg: GeneratorConfig, root: str | Path, *, force: bool = False, workers: int = 1) -> dict:
     """Generate the embedded data set into ``root`` unless it is already up to date; return the manifest.
 
-    The returned dict has ``"skipped": True`` when nothing was written.
+    The returned dict has ``"skipped": True`` when nothing was written. ``workers`` > 1 renders in that
+    many processes; the bytes are the same for any number of workers.
     """
     check_config(cfg)
+    params = resolved_params(cfg)
     root = Path(root).expanduser().resolve()
     if not force and is_up_to_date(cfg, root):
         return {**(read_manifest(root) or {}), "skipped": True}
@@ -283,16 +310,18 @@ def generate(cfg: GeneratorConfig, root: str | Path, *, force: bool = False) -> 
     tmp = root.parent / f".{root.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        counts = {"objects": write_objects(cfg, tmp / "objects")}
+        counts = {"objects": write_objects(cfg, tmp / "objects", workers)}
         if cfg.scenes:
-            counts["scenes"] = write_scenes(cfg, tmp / "scenes")
+            counts["scenes"] = write_scenes(cfg, tmp / "scenes", workers)
         files = {p.relative_to(tmp).as_posix(): _sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
         manifest = {
             "generator": "sbir_utils.data.procedural",
             "version": GENERATOR_VERSION,
-            "params": resolved_params(cfg),
+            "params": params,
             "counts": counts,
             "drawers": {str(d): drawers.drawer_style(cfg.seed, d).to_dict() for d in range(1, cfg.n_drawers + 1)},
+            "scene_drawers": {str(d): drawers.drawer_style(cfg.seed, d, kind="scene").to_dict()
+                              for d in range(1, cfg.scene_drawers + 1)},
             "wall_time_s": round(time.perf_counter() - start, 3),
             "files": files,
         }

@@ -201,7 +201,8 @@ def chair(a: dict, rng: np.random.Generator) -> list[Part]:
     return parts
 
 
-def _mug_profile(body: str, radius: float, height: float, t: np.ndarray) -> np.ndarray:
+def _mug_profile(body: str, radius: float, t: np.ndarray) -> np.ndarray:
+    """Half-width of a mug body at relative heights ``t`` in [0, 1]."""
     if body == "cylinder":
         r = np.full_like(t, radius)
     elif body == "tapered":
@@ -218,7 +219,7 @@ def _mug_profile(body: str, radius: float, height: float, t: np.ndarray) -> np.n
 def mug(a: dict, rng: np.random.Generator) -> list[Part]:
     radius, height = 1.6, _lerp(2.6, 5.0, a["height"])
     t = np.linspace(0.0, 1.0, 14)
-    r = _mug_profile(a["body_shape"], radius, height, t)
+    r = _mug_profile(a["body_shape"], radius, t)
     ry = 0.32
     parts: list[Part] = []
     if a["saucer"] == "yes":
@@ -314,24 +315,24 @@ def lamp(a: dict, rng: np.random.Generator) -> list[Part]:
     kind = a["shade_shape"]
     y0, y1 = top, top + sh_h
     if kind == "cone":
-        outline, wt = np.array([[-wb, y0], [wb, y0], [0.9, y1], [-0.9, y1]]), 0.9
+        outline = np.array([[-wb, y0], [wb, y0], [0.9, y1], [-0.9, y1]])
     elif kind == "drum":
-        outline, wt = rect(-1.8, y0, 1.8, y1), 1.8
+        outline = rect(-1.8, y0, 1.8, y1)
     elif kind == "empire":
-        outline, wt = np.array([[-wb, y0], [wb, y0], [0.55, y1], [-0.55, y1]]), 0.55
+        outline = np.array([[-wb, y0], [wb, y0], [0.55, y1], [-0.55, y1]])
     elif kind == "bell":
         side = bezier([wb + 0.2, y0], [1.3, y0 + 0.3], [1.3, y1 - 0.8], [0.8, y1], n=12)
-        outline, wt = chain(side, mirror_x(side)[::-1]), 0.8
+        outline = chain(side, mirror_x(side)[::-1])
     else:  # dome
-        outline, wt = ellipse(0.0, y0, wb, sh_h, 24, 0.0, math.pi), 0.0
+        outline = ellipse(0.0, y0, wb, sh_h, 24, 0.0, math.pi)
     parts.append(shape(outline, "main", texture=a.get("texture", "plain"), detail=1.0))
     bands = int(a["shade_bands"])
+    right = outline[outline[:, 0] >= 0]
+    right = right[np.argsort(right[:, 1])]  # the shade's right edge, bottom to top
     for k in range(bands):
-        f = 0.12 + 0.76 * (k + 0.5) / max(bands, 1) if bands > 1 else 0.5
+        f = 0.12 + 0.76 * (k + 0.5) / bands if bands > 1 else 0.5
         y = _lerp(y0, y1, f)
-        half = _lerp(wb if kind not in ("drum",) else 1.8, wt, f) if kind != "dome" else wb * math.sqrt(max(0.0, 1 - f * f))
-        if kind == "bell":
-            half = float(np.interp(y, side[::-1, 1], side[::-1, 0]))
+        half = float(np.interp(y, right[:, 1], right[:, 0]))
         parts.append(line([[-half + 0.1, y], [half - 0.1, y]], width=0.12, fill="second", detail=0.35))
     pull = a["pull"]
     if pull == "chain":

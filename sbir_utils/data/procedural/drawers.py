@@ -64,11 +64,11 @@ def drawer_style(seed: int, drawer_id: int, kind: str = "object") -> DrawerStyle
         wobble_period=round(u(40.0, 120.0), 1),
         tremor=round(u(0.0, 0.9), 2),
         overshoot=round(u(0.0, 5.0), 2),
-        omit_below=round(u(0.35, 0.6) + (0.15 if scene else 0.0), 3),
+        omit_below=round(u(0.4, 0.65) + (0.15 if scene else 0.0), 3),
         omit_prob=round(u(0.3, 0.8), 3),
         min_part=round(u(4.0, 12.0), 1),
         rdp_eps=round(u(0.6, 2.2), 2),
-        step=round(u(9.0, 14.0), 1),
+        step=round(u(10.5, 14.5), 1),
         max_stroke=round(u(160.0, 420.0), 1),
         merge_dist=round(u(6.0, 22.0), 1),
         stroke_shift=round(u(0.3, 2.2), 2),
@@ -289,7 +289,7 @@ def draw_strokes(parts: list[Part], style: DrawerStyle, rng: np.random.Generator
         for piece in pieces:
             part_strokes.extend(_split(piece, style.max_stroke, rng))
         strokes.extend(_merge(part_strokes, style.merge_dist))
-    strokes = _merge(strokes, style.merge_dist * 0.6)
+    strokes = _merge(strokes, style.merge_dist)
     out, widths = [], []
     for s in strokes:
         s = _stroke_transform(s, style, rng)

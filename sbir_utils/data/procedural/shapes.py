@@ -137,7 +137,7 @@ def instance_attributes(category: str, index: int, n_instances: int, seed: int) 
     specs = CATEGORY_SPECS[category]
     names = list(specs)
     n_mut = int(rng.choice(MUTATIONS))
-    for name in rng.choice(names, size=min(n_mut, len(names)), replace=False):
+    for name in (str(n) for n in rng.choice(names, size=min(n_mut, len(names)), replace=False)):
         old = attrs[name]
         for _ in range(20):
             attrs[name] = _draw(specs[name], rng)
