@@ -31,6 +31,7 @@ class GeneratorConfig:
     instances_per_category: int = 40  # photos per category; each has sketches_per_photo sketches
     sketches_per_photo: int = 3
     n_drawers: int = 12  # drawer styles; the sketches of one photo come from different drawers
+    n_unseen_drawers: int = 2  # drawers who draw only test sketches (the "unseen drawer" analysis)
     photo_size: int = 128  # px, square
     sketch_size: int = 128  # px of the raster sketch (strokes live on a 256 x 256 canvas)
     split: list[float] = field(default_factory=lambda: [0.6, 0.15, 0.25])  # train/val/test, by photo

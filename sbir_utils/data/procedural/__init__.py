@@ -16,11 +16,11 @@ import pandas as pd
 from PIL import Image
 
 from ... import paths
-from .build import GENERATOR_VERSION, N_UNSEEN_DRAWERS, GeneratorError, generate, is_up_to_date, read_manifest
+from .build import GENERATOR_VERSION, GeneratorError, generate, is_up_to_date, read_manifest
 from .shapes import CATEGORY_ATTRIBUTES, PHOTO_ATTRIBUTES
 
 __all__ = [
-    "CATEGORY_ATTRIBUTES", "PHOTO_ATTRIBUTES", "GENERATOR_VERSION", "N_UNSEEN_DRAWERS", "GeneratorError",
+    "CATEGORY_ATTRIBUTES", "PHOTO_ATTRIBUTES", "GENERATOR_VERSION", "GeneratorError",
     "generate", "ensure_embedded", "is_up_to_date", "read_manifest", "load_attributes", "render_instance",
     "add_arguments", "run",
 ]

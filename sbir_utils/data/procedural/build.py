@@ -34,7 +34,6 @@ from .. import index
 from . import drawers, render, scenes, shapes
 
 GENERATOR_VERSION = "1.0.0"
-N_UNSEEN_DRAWERS = 2  # drawers who only draw test sketches (until GeneratorConfig has a field for it)
 MANIFEST = "manifest.json"
 JPEG_QUALITY = 92
 
@@ -66,7 +65,7 @@ def resolved_params(cfg: GeneratorConfig) -> dict:
 
 
 def n_unseen(cfg: GeneratorConfig) -> int:
-    return max(0, min(N_UNSEEN_DRAWERS, cfg.n_drawers - cfg.sketches_per_photo))
+    return max(0, min(cfg.n_unseen_drawers, cfg.n_drawers - cfg.sketches_per_photo))
 
 
 def check_config(cfg: GeneratorConfig) -> None:
