@@ -44,7 +44,7 @@ reproduce: $(REPORTS_DIR)/.stamp-$(PROFILE)-$(DATASET) ## Run the whole study (d
 	@echo "Reports: $(REPORTS_DIR)/index.html"
 
 # Tests never touch the project's data/, runs/ or reports/: everything goes under build/test/.
-TEST_ENV := HF_HUB_OFFLINE=1 MPLBACKEND=Agg SBIR_DATA_DIR=$(CURDIR)/build/test/data \
+TEST_ENV := HF_HUB_OFFLINE=1 SBIR_DATA_DIR=$(CURDIR)/build/test/data \
 	SBIR_RUNS_DIR=$(CURDIR)/build/test/runs SBIR_REPORTS_DIR=$(CURDIR)/build/test/reports
 
 test: $(STAMP) ## Unit tests, nbval over the notebooks (smoke defaults) and one end-to-end smoke reproduce

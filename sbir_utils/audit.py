@@ -15,7 +15,7 @@ from .data.images import ink_coverage, load_image
 from .data.index import split_integrity
 from .data.strokes import stroke_statistics
 
-INK_SIZE = 128  # ink coverage is measured after resizing every sketch to this side, so sources compare
+INK_SIZE = 128  # ink coverage is max-pooled onto this grid, so sketches of any resolution compare
 
 
 def counts_by_split(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -28,7 +28,7 @@ def counts_by_split(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
             if extra in df.columns:
                 row[name] = df[extra].nunique()
         rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).set_index("split")
 
 
 def counts_per_class(frames: dict[str, pd.DataFrame], column: str = "category") -> pd.DataFrame:
@@ -66,7 +66,7 @@ def image_statistics(df: pd.DataFrame, sample: int = 200, seed: int = 0) -> pd.D
                 w, h, mode = im.width, im.height, im.mode
             row = {"kind": kind, "width": w, "height": h, "aspect": w / h, "mode": mode}
             if kind == "sketch":
-                row["ink"] = ink_coverage(load_image(path, kind="sketch").resize((INK_SIZE, INK_SIZE)))
+                row["ink"] = ink_coverage(load_image(path, kind="sketch"), size=INK_SIZE)
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -105,7 +105,7 @@ def ink_table(sources: dict[str, list[Path]]) -> pd.DataFrame:
     rows = []
     for name, files in sources.items():
         for f in files:
-            rows.append({"source": name, "ink": ink_coverage(load_image(f, kind="sketch").resize((INK_SIZE, INK_SIZE)))})
+            rows.append({"source": name, "ink": ink_coverage(load_image(f, kind="sketch"), size=INK_SIZE)})
     return pd.DataFrame(rows)
 
 
@@ -223,7 +223,7 @@ def calibration(frames: dict[str, pd.DataFrame], seed: int = 0, grid: dict | Non
         values = dict(zip(summary["metric"], summary["value"]))
         rows.append({"method": method, **{k: values[k] for k in ("acc@1", "acc@10", "mrr", "mAP@all")},
                      "queries": len(queries), "gallery": len(gallery)})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).set_index("method")
 
 
 def sample_files(df: pd.DataFrame, column: str, n: int, seed: int = 0) -> list[Path]:

@@ -24,12 +24,26 @@ NOTEBOOK_TITLES = {
 }
 
 
-def save_figure(fig: Any, name: str, dpi: int = 110) -> Path:
-    """Save a matplotlib figure as ``reports/figures/<name>.png`` (the report also embeds it inline)."""
+def save_figure(fig: Any, name: str, dpi: int = 110, show: bool = True) -> Path:
+    """Save a matplotlib figure as ``reports/figures/<name>.png`` and display that PNG in the notebook.
+
+    Displaying the saved file (not the live figure) works under any matplotlib backend, so the HTML
+    report embeds exactly the figure in ``figures/``. The figure is closed afterwards.
+    """
+    import matplotlib.pyplot as plt
+
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "figure"
     out = paths.figures_dir() / f"{safe}.png"
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    if show:
+        try:
+            from IPython.display import Image, display
+
+            display(Image(filename=str(out)))
+        except ImportError:  # plain Python without IPython: the file is what matters
+            pass
     return out
 
 

@@ -35,7 +35,7 @@ def tiny(tmp_path):
 
 
 def test_counts(tiny):
-    counts = audit.counts_by_split(tiny).set_index("split")
+    counts = audit.counts_by_split(tiny)
     assert counts.loc["train", "pairs"] == 6 and counts.loc["test", "photos"] == 3
     assert counts.loc["train", "categories"] == 2 and counts.loc["test", "drawers"] == 2
     per_class = audit.counts_per_class(tiny)
@@ -58,7 +58,7 @@ def test_figures_and_image_stats(tiny):
 
 def test_calibration_has_random_and_hog_rows(tiny):
     table = audit.calibration(tiny, grid={"size": [32], "photo_mode": ["grey"], "pixels_per_cell": [(8, 8)]})
-    assert table["method"].iloc[0] == "random" and table["method"].iloc[1].startswith("HOG")
+    assert table.index[0] == "random" and table.index[1].startswith("HOG")
     assert (table["gallery"] == 3).all() and (table["queries"] == 6).all()
     assert table[["acc@1", "acc@10", "mrr"]].apply(lambda c: c.between(0, 1)).all().all()
     assert (table["acc@10"] == 1.0).all()  # a 3-photo gallery: every true photo is in the top 10

@@ -82,3 +82,12 @@ def test_rdp_keeps_corners_drops_collinear_points():
 def test_bad_stroke_array_shape():
     with pytest.raises(ValueError, match=r"\(N, 3\)"):
         split_strokes(np.zeros((4, 2)))
+
+
+def test_ink_coverage_pooling_keeps_thin_strokes():
+    arr = np.full((512, 512), 255, np.uint8)
+    arr[100, :] = 0  # a 1-pixel line at 512 px
+    img = Image.fromarray(arr)
+    assert ink_coverage(img) == pytest.approx(1 / 512)
+    assert ink_coverage(img, size=128) == pytest.approx(1 / 128)  # one full row of the 128 grid
+    assert ink_coverage(img.resize((128, 128))) < 1 / 128  # plain resampling washes it out

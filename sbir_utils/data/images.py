@@ -65,7 +65,18 @@ def load_image(path: str | Path, kind: str = "photo") -> Image.Image:
     return img
 
 
-def ink_coverage(sketch: Image.Image, threshold: int = 128) -> float:
-    """Fraction of pixels darker than ``threshold`` in a greyscale sketch."""
+def ink_coverage(sketch: Image.Image, threshold: int = 128, size: int | None = None) -> float:
+    """Fraction of pixels darker than ``threshold`` in a greyscale sketch.
+
+    With ``size``, ink is found at the native resolution and then max-pooled onto a ``size x size`` grid
+    (a cell is ink if any of its pixels is), so thin strokes of large sketches are not washed out by
+    resampling and sketches of different resolutions compare.
+    """
     arr = np.asarray(sketch.convert("L"))
-    return float((arr < threshold).mean()) if arr.size else 0.0
+    if not arr.size:
+        return 0.0
+    ink = arr < threshold
+    if size is not None:
+        pooled = Image.fromarray(ink.astype(np.uint8) * 255).resize((size, size), Image.Resampling.BOX)
+        ink = np.asarray(pooled) > 0
+    return float(ink.mean())
