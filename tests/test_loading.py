@@ -163,3 +163,24 @@ def test_bad_input_is_named():
         ImageDataset(["x.png"], "drawing", 32)
     with pytest.raises(ValueError, match="sampler"):
         make_batch_sampler(pd.DataFrame({"image_file": ["a"], "label": ["a"]}), 2, "balanced")
+
+
+def test_decoded_image_cache_is_bounded(tiny):
+    df = read_index(tiny / "index_train.csv")
+    cached = PairDataset(df, 32, train=False)
+    none = PairDataset(df, 32, train=False, cache_mb=0)
+    for i in range(len(df)):
+        assert torch.equal(cached[i][0], none[i][0])
+    assert len(cached._cache) == df["sketch_file"].nunique() + df["image_file"].nunique()
+    assert len(none._cache) == 0
+
+
+def test_large_sketches_are_thickened_before_shrinking(tmp_path):
+    big = Image.new("L", (512, 512), 255)
+    ImageDraw.Draw(big).line([(40, 256), (470, 256)], fill=0, width=1)  # a 1-px stroke
+    path = tmp_path / "s.png"
+    big.save(path)
+    plain = np.asarray(big.resize((32, 32), Image.Resampling.BILINEAR)).min() / 255.0  # ~0.97: nearly gone
+    ours = ImageDataset([path], "sketch", 32)[0]  # thickened at 512 px, then 512 -> 64 -> 32
+    darkest = float(ours[0].min() * STD[0] + MEAN[0])  # back to [0, 1]
+    assert plain > 0.9 and darkest < plain - 0.2  # the stroke survives as a visible line

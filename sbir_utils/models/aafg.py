@@ -36,6 +36,10 @@ class AAFG(nn.Module):
         embed_dim: D of the embedding. self_attention / cross_attention: ablation switches.
         attn_reduction: query/key channels of the attention blocks are ``C // attn_reduction``.
         pair_negatives: hardest in-batch negatives per anchor scored by the pair head in training.
+        head_bn: end the head with a BatchNorm per modality ("BN neck") before L2 normalisation. From
+            random initialisation all pooled features point the same way (mean cosine ~0.99 between
+            different images), which lets batch-hard triplet training collapse; centring them fixes it.
+            At evaluation the running statistics are used, so an embedding still depends on its image only.
     """
 
     def __init__(
@@ -47,6 +51,7 @@ class AAFG(nn.Module):
         cross_attention: bool = True,
         attn_reduction: int = 1,
         pair_negatives: int = 3,
+        head_bn: bool = True,
     ):
         super().__init__()
         if embed_dim < 1:
@@ -56,6 +61,8 @@ class AAFG(nn.Module):
         self.self_attn = SelfAttention2d(channels, attn_reduction) if self_attention else None
         self.cross_attn = CrossAttention2d(channels, attn_reduction) if cross_attention else None
         self.head = nn.Sequential(nn.Linear(channels, channels), nn.ReLU(inplace=True), nn.Linear(channels, embed_dim))
+        self.neck = (nn.ModuleDict({"sketch": nn.BatchNorm1d(embed_dim), "photo": nn.BatchNorm1d(embed_dim)})
+                     if head_bn else None)
         self.pair_negatives = int(pair_negatives)
         self.embed_dim = int(embed_dim)
 
@@ -72,15 +79,26 @@ class AAFG(nn.Module):
     sketch_maps = maps
     photo_maps = maps
 
-    def embed_maps(self, maps: torch.Tensor) -> torch.Tensor:
-        """(B, C, h, w) -> (B, D): average pool, MLP head, L2 normalisation."""
-        return F.normalize(self.head(maps.mean(dim=(2, 3))), dim=-1)
+    def embed_maps(self, maps: torch.Tensor, kind: str = "photo", running_stats: bool = False) -> torch.Tensor:
+        """(B, C, h, w) -> (B, D): average pool, MLP head, BN neck of modality ``kind``, L2 normalisation.
+
+        ``running_stats``: normalise with the neck's running statistics even in training (the pair path,
+        whose batches repeat each anchor, must not update them).
+        """
+        z = self.head(maps.mean(dim=(2, 3)))
+        if self.neck is not None:
+            bn = self.neck[kind]
+            if running_stats or not self.training:
+                z = F.batch_norm(z, bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
+            else:
+                z = bn(z)
+        return F.normalize(z, dim=-1)
 
     def embed_sketch(self, x: torch.Tensor) -> torch.Tensor:
-        return self.embed_maps(self.maps(x))
+        return self.embed_maps(self.maps(x), "sketch")
 
     def embed_photo(self, x: torch.Tensor) -> torch.Tensor:
-        return self.embed_maps(self.maps(x))
+        return self.embed_maps(self.maps(x), "photo")
 
     # ---- stage 2: pairwise -------------------------------------------------------------------------
     def pair_score(self, sketch_maps: torch.Tensor, photo_maps: torch.Tensor) -> torch.Tensor:
@@ -91,7 +109,8 @@ class AAFG(nn.Module):
         if self.cross_attn is not None:
             sketch_maps, photo_maps = (self.cross_attn(sketch_maps, photo_maps),
                                        self.cross_attn(photo_maps, sketch_maps))
-        return (self.embed_maps(sketch_maps) * self.embed_maps(photo_maps)).sum(dim=-1)
+        return (self.embed_maps(sketch_maps, "sketch", running_stats=True)
+                * self.embed_maps(photo_maps, "photo", running_stats=True)).sum(dim=-1)
 
     def forward(
         self, sketch: torch.Tensor, photo: torch.Tensor, labels: torch.Tensor | None = None
@@ -104,7 +123,7 @@ class AAFG(nn.Module):
         negatives), and ``pair_valid`` (B, 1 + n) bool (False where a row had fewer negatives).
         """
         s_maps, p_maps = self.maps(sketch), self.maps(photo)
-        out = {"sketch": self.embed_maps(s_maps), "photo": self.embed_maps(p_maps)}
+        out = {"sketch": self.embed_maps(s_maps, "sketch"), "photo": self.embed_maps(p_maps, "photo")}
         if self.cross_attn is not None and self.pair_negatives > 0 and sketch.shape[0] > 1:
             cand, valid = hardest_candidates(out["sketch"], out["photo"], labels, self.pair_negatives)
             b, n1 = cand.shape
