@@ -20,8 +20,11 @@ stage-2 ranking when the model has a cross-attention re-ranker); the test split 
 Objective: ``cfg.loss`` (``triplet`` = batch-hard triplet, ``infonce``) on the stage-1 embeddings, plus
 for AAFG with cross-attention ``pair_weight`` x the pair-ranking loss (``losses.pair_ranking_loss``).
 ``warmup_epochs`` > 0 with ``warmup_loss`` (``infonce`` | ``semihard``) trains the first epochs with an
-easier objective: from random initialisation, batch-hard triplet alone tends to collapse (every
-embedding alike, loss stuck at the margin; ``val_mean_cos`` in metrics.csv goes to 1).
+easier objective. From random initialisation all pooled features point the same way (mean cosine
+~0.99 between different images) and batch-hard triplet collapses (every embedding alike, the triplet
+term pinned at the margin, ``val_mean_cos`` -> 1.00 in metrics.csv); neither semi-hard mining nor an
+InfoNCE warm-up prevented that on the real shoes. AAFG's BN neck (``head_bn=True``, the default)
+does: it centres the embeddings (see ``models.aafg``).
 
 Distributed: under ``torchrun`` (``WORLD_SIZE`` > 1) a process group is initialised (gloo on CPU, nccl
 on GPU), the model is wrapped in DistributedDataParallel, every rank trains on its share of the
@@ -164,7 +167,7 @@ def encode(model: nn.Module, paths: list[str], kind: str, image_size: int, batch
             with autocast(device, amp):
                 if with_maps:
                     m = model.maps(x)
-                    e = model.embed_maps(m)
+                    e = model.embed_maps(m, kind)
                     maps.append(m.float().cpu())
                 else:
                     e = model.embed_sketch(x) if kind == "sketch" else model.embed_photo(x)
@@ -176,12 +179,15 @@ def encode(model: nn.Module, paths: list[str], kind: str, image_size: int, batch
 
 def retrieval_metrics(model: nn.Module, df: pd.DataFrame, image_size: int, batch_size: int = 64,
                       device: torch.device | str = "cpu", rerank_k: int = 0, amp: bool = False,
-                      num_workers: int = 0) -> dict[str, Any]:
+                      num_workers: int = 0, details: bool = False) -> dict[str, Any]:
     """Stage-1 (and, for a model with a pair scorer and ``rerank_k`` > 0, stage-2) metrics of an index.
 
     Queries: every distinct sketch of ``df``; gallery: every distinct photo once (``unique_gallery``);
     relevant = same label. Returns ``{"stage1": {...}, "stage2": {...} | None, "mean_cos": float}``
     where ``mean_cos`` is the mean cosine between distinct gallery embeddings (1.0 = collapsed).
+    With ``details``, also ``"details"``: ``query_files``, ``gallery_files``, ``query_labels``,
+    ``gallery_labels``, ``relevant`` (Q, G) bool, ``top`` (Q, min(10, G)) gallery indices and ``ranks`` (Q,)
+    of the final ranking (stage 2 when there is one), ``per_query`` (its per-query metrics DataFrame).
     """
     queries = df.drop_duplicates("sketch_file", keep="first")
     g_paths, g_labels, _ = unique_gallery(df["image_file"].tolist(), df["label"].astype(str).tolist())
@@ -195,16 +201,26 @@ def retrieval_metrics(model: nn.Module, df: pd.DataFrame, image_size: int, batch
     gram = g_emb @ g_emb.T
     mean_cos = float((gram.sum() - gram.diagonal().sum()) / max(g * (g - 1), 1))
     stage2 = None
+    sim = q_emb @ g_emb.T  # (Q, G) stage-1 cosines
+    relevant = q_labels[:, None] == np.asarray(g_labels, dtype=object).astype(str)[None, :]
+    final_sim = sim
     if use_maps:
         k = min(int(rerank_k), g)
-        sim = q_emb @ g_emb.T  # (Q, G)
         _, top = topk(q_emb, g_emb, k)  # deterministic tie order
         new_idx, scores = rerank(_unwrap(model), q_maps, g_maps, top, batch_size=max(batch_size, k))
-        relevant = q_labels[:, None] == np.asarray(g_labels)[None, :]
-        per_query = per_query_metrics(stage2_similarity(sim, new_idx, scores).numpy(), relevant)
+        final_sim = stage2_similarity(sim, new_idx, scores)
+        per_query = per_query_metrics(final_sim.numpy(), relevant)
         stage2 = {metric_name(c): float(per_query[c].mean()) for c in per_query.columns if c != "rank"}
         stage2.update(n_queries=len(q_labels), n_gallery=g, rerank_k=k)
-    return {"stage1": stage1, "stage2": stage2, "mean_cos": mean_cos}
+    out: dict[str, Any] = {"stage1": stage1, "stage2": stage2, "mean_cos": mean_cos}
+    if details:
+        per_query = per_query_metrics(final_sim.numpy(), relevant)
+        order = torch.sort(final_sim, dim=1, descending=True, stable=True).indices[:, : min(10, g)]
+        out["details"] = {"query_files": queries["sketch_file"].tolist(), "gallery_files": list(g_paths),
+                          "query_labels": q_labels.tolist(), "gallery_labels": [str(x) for x in g_labels],
+                          "relevant": relevant, "top": order.numpy(), "ranks": per_query["rank"].to_numpy(),
+                          "per_query": per_query}
+    return out
 
 
 # ---- checkpoints -------------------------------------------------------------------------------------
@@ -240,6 +256,7 @@ def load_model(checkpoint: str | Path, cfg: TrainConfig | None = None,
     if isinstance(obj, dict) and "model" in obj and "config" in obj:
         cfg = train_config_from_dict(obj["config"], str(checkpoint))
         state, meta = obj["model"], {k: obj.get(k) for k in ("epoch", "best", "options")}
+        head_bn = bool((meta["options"] or {}).get("head_bn", True))
     else:
         if cfg is None:
             raise ValueError(f"{checkpoint}: a plain state dict, not an engine checkpoint: say which model it is "
@@ -248,7 +265,8 @@ def load_model(checkpoint: str | Path, cfg: TrainConfig | None = None,
         if cfg.model == "convnext_infonce":  # the projection head is optional: follow the file
             cfg = dataclasses.replace(cfg, embed_dim=int(state["head.weight"].shape[0]) if "head.weight" in state else 0)
         meta = {"epoch": None, "best": None, "options": None}
-    model = build_model(cfg, weights="random")
+        head_bn = any(k.startswith("neck.") for k in state)
+    model = build_model(cfg, weights="random", head_bn=head_bn)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
@@ -347,6 +365,7 @@ def fit(
     symmetric: bool = False,
     pair_weight: float = 1.0,
     pair_negatives: int = 3,
+    head_bn: bool = True,
     select_metric: str | None = None,
     device: str | torch.device | None = None,
     model_path: str | Path | None = None,
@@ -367,6 +386,8 @@ def fit(
         mining: ``hard`` | ``semihard`` for the triplet loss after warm-up.
         symmetric: InfoNCE in both directions.
         pair_weight, pair_negatives: AAFG pair-ranking loss weight and negatives per anchor.
+        head_bn: AAFG: BN neck at the end of the head (see ``models.aafg.AAFG``; off reproduces the
+            batch-hard triplet collapse from random initialisation).
         select_metric: validation metric choosing ``best.pt`` (``acc@1``, ``mAP@all``, ``s2_acc@1`` ...).
         model_path: start from this state dict (a plain ``model.state_dict()`` or an engine checkpoint).
         save_state_dict: also write ``run_dir/model.pth``, the best model's plain state dict (seed's ``--save``).
@@ -388,7 +409,7 @@ def fit(
     rank, world, device, created_pg = _init_distributed(device)
     try:
         return _fit(cfg, Path(data_root), Path(run_dir), train_csv, val_csv, resume, sampler, warmup_epochs,
-                    warmup_loss, mining, symmetric, pair_weight, pair_negatives, select_metric, device,
+                    warmup_loss, mining, symmetric, pair_weight, pair_negatives, head_bn, select_metric, device,
                     model_path, save_state_dict, keep_last, overwrite, progress, rank, world)
     finally:
         if created_pg and dist.is_initialized():
@@ -396,7 +417,7 @@ def fit(
 
 
 def _fit(cfg, data_root, run_dir, train_csv, val_csv, resume, sampler, warmup_epochs, warmup_loss, mining,
-         symmetric, pair_weight, pair_negatives, select_metric, device, model_path, save_state_dict, keep_last,
+         symmetric, pair_weight, pair_negatives, head_bn, select_metric, device, model_path, save_state_dict, keep_last,
          overwrite, progress, rank, world) -> dict[str, Any]:
     from tqdm import tqdm
 
@@ -412,7 +433,7 @@ def _fit(cfg, data_root, run_dir, train_csv, val_csv, resume, sampler, warmup_ep
             select_metric = "s2_" + select_metric
     options = dict(sampler=sampler, warmup_epochs=warmup_epochs, warmup_loss=warmup_loss, mining=mining,
                    symmetric=symmetric, pair_weight=pair_weight, pair_negatives=pair_negatives,
-                   select_metric=select_metric, world_size=world, data_root=str(spec.index_dir),
+                   head_bn=head_bn, select_metric=select_metric, world_size=world, data_root=str(spec.index_dir),
                    train_csv=str(train_path), val_csv=str(val_path), protocol=spec.protocol,
                    model_path=str(model_path) if model_path else None)
 
@@ -420,7 +441,7 @@ def _fit(cfg, data_root, run_dir, train_csv, val_csv, resume, sampler, warmup_ep
     torch.use_deterministic_algorithms(True, warn_only=True)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = False
-    model = build_model(cfg, pair_negatives=pair_negatives)
+    model = build_model(cfg, pair_negatives=pair_negatives, head_bn=head_bn)
     if model_path:
         obj = load_checkpoint(model_path)
         state = obj["model"] if isinstance(obj, dict) and "model" in obj and "config" in obj else read_state_dict(model_path)
@@ -610,12 +631,14 @@ def evaluate(
     cfg: TrainConfig | None = None,
     device: str | torch.device | None = None,
     num_workers: int = 0,
+    details: bool = False,
 ) -> dict[str, Any]:
     """Stage-1 and stage-2 retrieval metrics of a checkpoint on an index (the test split, once).
 
     Args:
         checkpoint: an engine checkpoint (``best.pt``), or a plain state dict with ``cfg`` saying the model.
         rerank_k: top-K re-ranked by the pair scorer (default: the checkpoint's ``rerank_k``; 0 = none).
+        details: add per-query ``details`` (see :func:`retrieval_metrics`), e.g. for ``result.html``.
     Returns:
         ``{"stage1": metrics, "stage2": metrics | None, "mean_cos", "checkpoint", "test_csv", "model",
         "backbone", "epoch", "rerank_k"}``; metrics as ``metrics.evaluate_embeddings``.
@@ -628,7 +651,7 @@ def evaluate(
     k = cfg.rerank_k if rerank_k is None else int(rerank_k)
     if k < 0:
         raise ValueError(f"rerank_k must be >= 0, got {k}")
-    res = retrieval_metrics(model, df, cfg.image_size, batch_size, device, k, False, num_workers)
+    res = retrieval_metrics(model, df, cfg.image_size, batch_size, device, k, False, num_workers, details)
     res.update(checkpoint=str(checkpoint), test_csv=str(csv), model=cfg.model, backbone=cfg.backbone,
                epoch=meta.get("epoch"), rerank_k=k if res["stage2"] is not None else 0)
     return res

@@ -32,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rerank_k", type=int, help="AAFG stage 2: re-rank each query's top K (default: the "
                                                      "checkpoint's; 0 = stage 1 only)")
     parser.add_argument("--json", metavar="PATH", help="also write the metrics as JSON")
+    parser.add_argument("--html_dir", metavar="DIR", help="where result.html (each query's top 10, true photo "
+                                                          "outlined in red) goes; default: RUN_DIR/eval_<test csv>")
+    parser.add_argument("--no_html", action="store_true", help="do not write result.html")
     parser.add_argument("--split", choices=SPLITS, default=None, help="FS-COCO split sub-folder of --data_root")
     parser.add_argument("--val_unseen", action="store_true", help="same as --split unseen-file")
     parser.add_argument("--no_cuda", action="store_true", help="evaluate on the CPU")
@@ -64,6 +67,19 @@ def format_table(res: dict) -> str:
     lines.append(f"{s1['n_queries']} queries, {s1['n_gallery']} gallery photos; checkpoint {res['checkpoint']}"
                  + (f"; stage 2 re-ranks the top {res['rerank_k']}" if res.get("stage2") else ""))
     return "\n".join(lines)
+
+
+def write_html(out_dir: Path, details: dict, res: dict) -> Path:
+    """``result.html`` of the final ranking (stage 2 when there is one), as the ConvNeXt seed writes it."""
+    from .gallery import write_result_html
+
+    final = res["stage2"] or res["stage1"]
+    stage = "stage 2" if res["stage2"] else "stage 1"
+    return write_result_html(
+        out_dir, details["query_files"], details["gallery_files"], details["top"], details["ranks"],
+        title=f"{res['model']} ({res['backbone']}), {Path(res['test_csv']).name}, {stage}",
+        relevant=details["relevant"], model=res["model"],
+        metrics={k: final[k] for k in ("acc@1", "acc@5", "acc@10", "mAP@all")})
 
 
 def _json_safe(value):
@@ -103,10 +119,16 @@ def run(args: argparse.Namespace) -> int:
         else:
             ckpt = resolve_checkpoint(args.ckpt, args.log_dir)
         res = evaluate(ckpt, data_root, args.test_csv, args.batch_size, args.rerank_k, cfg=cfg,
-                       device="cpu" if args.no_cuda else None, num_workers=args.num_workers)
+                       device="cpu" if args.no_cuda else None, num_workers=args.num_workers, details=not args.no_html)
     except (FileNotFoundError, ValueError, WeightsUnavailableError) as exc:
         return error("eval", exc)
+    details = res.pop("details", None)
     print(format_table(res))
+    if details is not None:
+        run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
+        out_dir = Path(args.html_dir) if args.html_dir else run_dir / f"eval_{Path(args.test_csv).stem}"
+        page = write_html(out_dir, details, res)
+        print(f"wrote {page}")
     if args.json:
         atomic_write_text(args.json, json.dumps(_json_safe(res), indent=2, allow_nan=False) + "\n")
         print(f"wrote {args.json}")

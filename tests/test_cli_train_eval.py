@@ -75,6 +75,8 @@ def test_train_then_eval_in_process(data, tmp_path, capsys):
     res = json.loads(out_json.read_text())
     assert res["stage1"]["n_queries"] == 8 and res["rerank_k"] == 2
     assert res["stage1"]["P@100"] is None  # NaN (gallery of 4) written as null: strict JSON
+    page = log / "eval_index_test" / "result.html"  # the seed's visual result page
+    assert page.exists() and page.read_text().count("thumbs/") >= 8 + 8 * 4  # 8 query rows, top-4 photos each
     # Resume to a longer schedule from the CLI.
     rc = cli.main(["train", "--data_root", str(data), "--log_dir", str(log), *TINY[:-3], "--epochs", "2",
                    "--batch_size", "8", "--embed_dim", "16", "--no_progress", "--rerank_k", "2", "--resume"])
