@@ -187,3 +187,9 @@ def test_two_process_ddp_with_gloo(data, tmp_path):
     ms = pd.read_csv(tmp_path / "single" / "metrics.csv")
     assert abs(m["train_loss"].iloc[0] - ms["train_loss"].iloc[0]) < 0.5 * ms["train_loss"].iloc[0]
     assert abs(m["val_mrr"].iloc[-1] - single["final"]["val_mrr"]) < 0.35
+
+
+def test_amp_bf16_on_cpu_trains(data, tmp_path):
+    s = _fit(dataclasses.replace(CONVNEXT, epochs=1, amp=True), data, tmp_path / "amp")
+    m = pd.read_csv(tmp_path / "amp" / "metrics.csv")
+    assert s["epochs_run"] == 1 and m["train_loss"].notna().all() and m["val_mrr"].between(0, 1).all()
