@@ -1,0 +1,198 @@
+"""The study's experiment plan: which runs notebooks 02 and 03 train, where they live, and the tables and
+figures that summarise them. One place, so notebook 04 evaluates exactly what was trained.
+
+A run lives in ``runs_dir()/<profile>/<dataset>/<run name>/seed<seed>/`` (see ``sbir_utils.engine`` for
+its contents) plus ``plan.json``, the fingerprint of its settings and input indexes: a run whose
+fingerprint is unchanged and which finished is not trained again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from . import paths
+from .config import Profile, TrainConfig
+from .data import sources
+from .data.index import DatasetSpec
+from .fileio import atomic_write_text
+
+# AAFG ablation rows of the seed's table: (self-attention, cross-attention)
+ABLATIONS: dict[str, tuple[bool, bool]] = {
+    "baseline": (False, False), "+SA": (True, False), "+CA": (False, True), "SA+CA": (True, True),
+}
+TEMPERATURES = (0.02, 0.05, 0.1, 0.2)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training run: a model family, the data it trains on and its overrides of the profile."""
+
+    name: str  # e.g. "aafg-fine-SA+CA"
+    family: str  # "aafg" | "convnext"
+    data: str  # "fine" | "category" | "scene-normal" | "scene-unseen-user" | "real"
+    seed: int
+    overrides: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields
+    options: dict[str, Any] = field(default_factory=dict)  # engine.fit keyword options
+    group: str = ""  # what the run belongs to: "ablation", "seeds", "temperature", ...
+
+
+def _seeds(profile: Profile) -> list[int]:
+    return list(profile.evaluation.seeds) or [profile.aafg.seed]
+
+
+def aafg_runs(profile: Profile, dataset: str = "embedded") -> list[Run]:
+    """The four-way ablation on fine-grained data (first seed), the full model on every seed, the full model
+    without its BN neck (the collapse), and the full model on category-level data (embedded data only: a
+    real dataset has one protocol)."""
+    seeds = _seeds(profile)
+    data = "fine" if dataset == "embedded" else "real"
+    runs = [Run(f"aafg-{data}-{name}", "aafg", data, seeds[0],
+                {"self_attention": sa, "cross_attention": ca}, group="ablation")
+            for name, (sa, ca) in ABLATIONS.items()]
+    runs += [Run(f"aafg-{data}-SA+CA", "aafg", data, s, group="seeds") for s in seeds[1:]]
+    # Without the BN neck, batch-hard triplet from random initialisation collapses (every embedding alike):
+    # the study shows it rather than hiding it.
+    runs.append(Run(f"aafg-{data}-SA+CA-no-bn-neck", "aafg", data, seeds[0], options={"head_bn": False},
+                    group="collapse"))
+    if dataset == "embedded":
+        runs.append(Run("aafg-category-SA+CA", "aafg", "category", seeds[0], group="category"))
+    return runs
+
+
+def convnext_runs(profile: Profile, dataset: str = "embedded") -> list[Run]:
+    """Normal split on every seed, the true unseen-drawer split, and a temperature sweep (first seed)."""
+    seeds = _seeds(profile)
+    base = profile.convnext.temperature
+    runs = [Run("convnext-normal", "convnext", "scene-normal", s, group="seeds") for s in seeds]
+    runs.append(Run("convnext-unseen-user", "convnext", "scene-unseen-user", seeds[0], group="unseen"))
+    runs += [Run(f"convnext-normal-t{t:g}", "convnext", "scene-normal", seeds[0], {"temperature": t},
+                 group="temperature") for t in TEMPERATURES if t != base]
+    return runs
+
+
+def train_config(profile: Profile, run: Run) -> TrainConfig:
+    base = profile.aafg if run.family == "aafg" else profile.convnext
+    return dataclasses.replace(base, seed=run.seed, **run.overrides)
+
+
+def dataset_spec(profile: Profile, run: Run, dataset: str = "embedded", data_root: str | None = None) -> DatasetSpec:
+    if run.data.startswith("scene-"):
+        return sources.scene_spec(profile.name, dataset, data_root, run.data.removeprefix("scene-"))
+    protocol = run.data if run.data in ("fine", "category") else "fine"
+    return sources.object_spec(profile.name, dataset, data_root, protocol)
+
+
+def run_dir(profile: Profile, run: Run, dataset: str = "embedded") -> Path:
+    return paths.runs_dir() / profile.name / dataset / run.name / f"seed{run.seed}"
+
+
+def _fingerprint(cfg: TrainConfig, run: Run, spec: DatasetSpec) -> str:
+    digest = hashlib.sha256()
+    digest.update(json.dumps([dataclasses.asdict(cfg), run.options], sort_keys=True, default=str).encode())
+    for split in ("train", "val"):
+        digest.update(spec.csv(split).read_bytes())
+    return digest.hexdigest()
+
+
+def train(profile: Profile, run: Run, dataset: str = "embedded", data_root: str | None = None,
+          progress: bool = False) -> dict[str, Any]:
+    """Train ``run`` unless an identical finished run exists; returns the engine's summary."""
+    from . import engine
+
+    cfg = train_config(profile, run)
+    spec = dataset_spec(profile, run, dataset, data_root)
+    out = run_dir(profile, run, dataset)
+    fingerprint = _fingerprint(cfg, run, spec)
+    plan_file, summary_file = out / "plan.json", out / "summary.json"
+    if plan_file.exists() and summary_file.exists():
+        if json.loads(plan_file.read_text()).get("fingerprint") == fingerprint:
+            return {**json.loads(summary_file.read_text()), "reused": True}
+    atomic_write_text(plan_file, json.dumps({"fingerprint": fingerprint, "run": dataclasses.asdict(run)}, indent=2))
+    summary_file.unlink(missing_ok=True)
+    summary = engine.fit(cfg, spec.index_dir, out, overwrite=True, progress=progress, **run.options)
+    atomic_write_text(summary_file, json.dumps(summary, indent=2, default=str))
+    return {**summary, "reused": False}
+
+
+def train_all(profile: Profile, runs: list[Run], dataset: str = "embedded", data_root: str | None = None
+              ) -> pd.DataFrame:
+    """Train every run (reusing finished ones); one row per run with its best validation result."""
+    rows = []
+    for run in runs:
+        s = train(profile, run, dataset, data_root)
+        rows.append({"run": run.name, "group": run.group, "seed": run.seed, "best_epoch": s["best_epoch"],
+                     "select_metric": s["best_metric"], "val_best": s["best_value"],
+                     "pairs_per_s": s["pairs_per_s"], "train_minutes": s["wall_time_s"] / 60,
+                     "reused": s["reused"], "run_dir": s["run_dir"]})
+        print(f"{run.name} seed {run.seed}: best {s['best_metric']} = {s['best_value']:.3f} "
+              f"(epoch {s['best_epoch']}, {s['wall_time_s'] / 60:.1f} min{', reused' if s['reused'] else ''})")
+    return pd.DataFrame(rows)
+
+
+def history(run_dir: str | Path) -> pd.DataFrame:
+    """The per-epoch log (``metrics.csv``) of a run."""
+    return pd.read_csv(Path(run_dir) / "metrics.csv")
+
+
+def plot_learning_curves(results: pd.DataFrame, metrics: tuple[str, ...] = ("train_loss", "val_acc@1"),
+                         title: str = "") -> plt.Figure:
+    """One panel per metric, one line per run (first seed only, so lines stay readable)."""
+    first = results.drop_duplicates("run")
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.8 * len(metrics), 3.3), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        for row in first.itertuples():
+            h = history(row.run_dir)
+            if metric in h.columns:
+                ax.plot(h["epoch"], h[metric], marker="o", ms=3, label=row.run)
+        ax.set_xlabel("epoch")
+        ax.set_title(metric)
+        ax.grid(alpha=0.3)
+    axes[0, -1].legend(fontsize=7, loc="best")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def validation_table(results: pd.DataFrame, group: str | None = None,
+                     columns: tuple[str, ...] = ("val_acc@1", "val_acc@10", "val_mAP@all", "val_s2_acc@1")
+                     ) -> pd.DataFrame:
+    """Best-epoch validation metrics per run (mean and std over seeds where a run has several)."""
+    rows = []
+    for row in results.itertuples():
+        if group is not None and row.group != group:
+            continue
+        h = history(row.run_dir)
+        best = h.loc[h["epoch"] == row.best_epoch].iloc[0]
+        rows.append({"run": row.run, "seed": row.seed, **{c: best.get(c, float("nan")) for c in columns}})
+    df = pd.DataFrame(rows)
+    stats = df.groupby("run", sort=False)[[c for c in columns if c in df.columns]].agg(["mean", "std"])
+    stats.columns = [f"{c} {s}" for c, s in stats.columns]
+    return stats.assign(seeds=df.groupby("run", sort=False).size()).dropna(axis=1, how="all")
+
+
+def plot_temperature_sweep(results: pd.DataFrame, profile: Profile, metric: str = "val_acc@1") -> plt.Figure:
+    """Best validation ``metric`` against the InfoNCE temperature (first seed of the normal split)."""
+    rows = []
+    for row in results.itertuples():
+        if row.group == "temperature" or (row.run == "convnext-normal" and row.seed == _seeds(profile)[0]):
+            h = history(row.run_dir)
+            temp = json.loads((Path(row.run_dir) / "config.json").read_text())["train"]["temperature"]
+            rows.append({"temperature": temp, metric: h.loc[h["epoch"] == row.best_epoch, metric].iloc[0]})
+    df = pd.DataFrame(rows).sort_values("temperature")
+    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    ax.plot(df["temperature"], df[metric], marker="o")
+    ax.set_xscale("log")
+    ax.set_xlabel("InfoNCE temperature")
+    ax.set_ylabel(f"best {metric} (validation)")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,48 @@
+import dataclasses
+
+import pytest
+
+from sbir_utils import study
+from sbir_utils.config import load_profile
+
+
+@pytest.fixture
+def smoke(tmp_path, monkeypatch):
+    monkeypatch.setenv("SBIR_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SBIR_RUNS_DIR", str(tmp_path / "runs"))
+    return load_profile("smoke")
+
+
+def test_plan_covers_the_ablation_seeds_collapse_and_category():
+    p = load_profile("cpu")
+    runs = study.aafg_runs(p)
+    names = [r.name for r in runs]
+    assert [r.name for r in runs if r.group == "ablation"] == [
+        "aafg-fine-baseline", "aafg-fine-+SA", "aafg-fine-+CA", "aafg-fine-SA+CA"]
+    assert {r.seed for r in runs if r.name == "aafg-fine-SA+CA"} == set(p.evaluation.seeds)
+    assert "aafg-category-SA+CA" in names and any(r.options == {"head_bn": False} for r in runs)
+    cfg = study.train_config(p, runs[0])
+    assert (cfg.self_attention, cfg.cross_attention) == (False, False) and cfg.backbone == p.aafg.backbone
+    real = study.aafg_runs(p, dataset="shoes")
+    assert all(r.data == "real" for r in real) and not any(r.data == "category" for r in real)
+
+
+def test_convnext_plan_and_temperatures():
+    p = load_profile("cpu")
+    runs = study.convnext_runs(p)
+    temps = {study.train_config(p, r).temperature for r in runs if r.group == "temperature"}
+    assert temps == set(study.TEMPERATURES) - {p.convnext.temperature}
+    assert any(r.data == "scene-unseen-user" for r in runs)
+    assert all(study.train_config(p, r).model == "convnext_infonce" for r in runs)
+
+
+def test_identical_run_is_reused_and_a_changed_one_retrained(smoke):
+    smoke = dataclasses.replace(smoke, aafg=dataclasses.replace(smoke.aafg, epochs=1, batch_size=4))
+    run = study.Run("aafg-fine-baseline", "aafg", "fine", 42, {"self_attention": False, "cross_attention": False})
+    first = study.train(smoke, run)
+    assert not first["reused"] and (study.run_dir(smoke, run) / "checkpoints" / "best.pt").exists()
+    assert study.train(smoke, run)["reused"]
+    changed = dataclasses.replace(run, overrides={**run.overrides, "margin": 0.3})
+    assert not study.train(smoke, changed)["reused"]
+    table = study.validation_table(study.train_all(smoke, [changed]))
+    assert table.loc["aafg-fine-baseline", "seeds"] == 1
