@@ -55,7 +55,7 @@ from .config import TrainConfig
 from .data.index import DatasetSpec, load_spec, read_index
 from .data.loading import ImageDataset, PairDataset, make_batch_sampler, make_loader
 from .fileio import atomic_path, atomic_write, atomic_write_text
-from .losses import batch_hard_triplet, info_nce, pair_ranking_loss
+from .losses import MININGS, batch_hard_triplet, info_nce, pair_ranking_loss
 from .metrics import evaluate_embeddings, metric_name, per_query_metrics, unique_gallery
 from .models import build_model, read_state_dict, rerank, stage2_similarity
 from .retrieval import topk
@@ -404,6 +404,8 @@ def fit(
         raise ValueError(f"warmup_loss must be one of {WARMUP_LOSSES}, got {warmup_loss!r}")
     if warmup_epochs < 0:
         raise ValueError(f"warmup_epochs must be >= 0, got {warmup_epochs}")
+    if mining not in MININGS:
+        raise ValueError(f"mining must be one of {MININGS}, got {mining!r}")
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     device = resolve_device(device)
     rank, world, device, created_pg = _init_distributed(device)
@@ -445,7 +447,11 @@ def _fit(cfg, data_root, run_dir, train_csv, val_csv, resume, sampler, warmup_ep
     if model_path:
         obj = load_checkpoint(model_path)
         state = obj["model"] if isinstance(obj, dict) and "model" in obj and "config" in obj else read_state_dict(model_path)
-        model.load_state_dict(state, strict=True)
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise ValueError(f"{model_path}: does not fit a {cfg.model} with backbone {cfg.backbone} and "
+                             f"embed_dim {cfg.embed_dim} ({str(exc).splitlines()[1].strip()[:300]})") from None
     model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     fp16 = cfg.amp and device.type == "cuda" and not torch.cuda.is_bf16_supported()

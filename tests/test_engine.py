@@ -114,6 +114,12 @@ def test_bad_settings_are_refused(data, tmp_path):
         _fit(dataclasses.replace(CONVNEXT, epochs=1), data, tmp_path / "once")
     with pytest.raises(ValueError, match="different settings"):
         _fit(dataclasses.replace(CONVNEXT, epochs=2, lr=0.5), data, tmp_path / "once", resume=True)
+    wrong = tmp_path / "wrong.pth"
+    torch.save({"embedding_net.weight": torch.zeros(2)}, wrong)
+    with pytest.raises(ValueError, match="wrong.pth: does not fit a convnext_infonce"):
+        _fit(dataclasses.replace(CONVNEXT, epochs=1), data, tmp_path / "w", model_path=wrong)
+    with pytest.raises(ValueError, match="mining"):
+        _fit(CONVNEXT, data, tmp_path / "m", mining="easy")
     with pytest.raises(ValueError, match="select_metric"):
         _fit(dataclasses.replace(CONVNEXT, epochs=1), data, tmp_path / "sel", select_metric="accuracy")
 
