@@ -14,6 +14,7 @@ from . import paths
 from .data.images import ink_coverage, load_image
 from .data.index import split_integrity
 from .data.strokes import stroke_statistics
+from .evaluation import HOG_GRID, retrieval_task  # the baselines' core lives in evaluation (re-exported here)
 
 INK_SIZE = 128  # ink coverage is max-pooled onto this grid, so sketches of any resolution compare
 
@@ -191,38 +192,20 @@ def human_likeness(embedded_objects: Path | None, n: int = 200, seed: int = 0
     return tables, fig, note
 
 
-HOG_GRID: dict[str, list] = {"size": [64], "photo_mode": ["grey", "edges"], "pixels_per_cell": [(8, 8), (16, 16)]}
-
-
-def retrieval_task(df: pd.DataFrame) -> tuple[list[str], list[str], np.ndarray]:
-    """Queries (every sketch), gallery (each photo once) and ``relevant`` (Q, G): same label."""
-    from .metrics import unique_gallery
-
-    gallery, gallery_labels, _ = unique_gallery(df["image_file"].tolist(), df["label"].tolist())
-    relevant = df["label"].to_numpy()[:, None] == np.asarray(gallery_labels)[None, :]
-    return df["sketch_file"].tolist(), list(gallery), relevant
-
-
 def calibration(frames: dict[str, pd.DataFrame], seed: int = 0, grid: dict | None = None,
                 max_tuning_queries: int = 300) -> pd.DataFrame:
-    """Random ranking and the HOG baseline on the test split; HOG settings are chosen on the train split."""
-    from .baselines import hog_baseline, random_scores, tune_hog
-    from .metrics import per_query_metrics, summarise
+    """Random ranking and the HOG baseline on the test split; HOG settings are chosen on the train split
+    (``evaluation.baseline_per_query``, which notebook 04 uses for every test split)."""
+    from .evaluation import baseline_per_query
+    from .metrics import metric_name
 
-    train = frames["train"]
-    if len(train) > max_tuning_queries:
-        train = train.sample(n=max_tuning_queries, random_state=seed)
-    tq, tg, trel = retrieval_task(train)
-    best = tune_hog(tq, tg, trel, grid or HOG_GRID)
-    queries, gallery, relevant = retrieval_task(frames["test"])
+    per_query, _, n_queries, n_gallery = baseline_per_query(frames["train"], frames["test"], seed,
+                                                            grid or HOG_GRID, max_tuning_queries)
     rows = []
-    for method, sim in (("random", random_scores(len(queries), len(gallery), seed)),
-                        ("HOG " + ", ".join(f"{k}={v}" for k, v in best.items() if v is not None),
-                         hog_baseline(queries, gallery, **best))):
-        summary = summarise(per_query_metrics(sim, relevant, p_ks=()), n_resamples=200, seed=seed)
-        values = dict(zip(summary["metric"], summary["value"]))
+    for method, pq in per_query.items():
+        values = {metric_name(c): float(pq[c].mean()) for c in pq.columns if c != "rank"}
         rows.append({"method": method, **{k: values[k] for k in ("acc@1", "acc@10", "mrr", "mAP@all")},
-                     "queries": len(queries), "gallery": len(gallery)})
+                     "queries": n_queries, "gallery": n_gallery})
     return pd.DataFrame(rows).set_index("method")
 
 
