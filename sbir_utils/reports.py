@@ -118,8 +118,9 @@ def write_index_html(reports_dir: Path, notebooks: list[dict[str, Any]], metadat
     if results.exists():
         parts += ["<h2>Headline results</h2>",
                   "<p>Test split, this run's models and baselines. Definitions of every metric are in the "
-                  "evaluation report. Full table: <a href='results.csv'>results.csv</a>.</p>",
-                  _table(pd.read_csv(results))]
+                  "evaluation report (04). Every metric with its 95% confidence interval: "
+                  "<a href='results_long.csv'>results_long.csv</a>.</p>",
+                  _table(pd.read_csv(results, keep_default_na=False))]
     galleries = sorted(p.relative_to(reports_dir).as_posix() for p in reports_dir.glob("galleries/*/result.html"))
     if galleries:
         parts.append("<h2>Retrieval galleries (top-10 per query, correct photo in red)</h2><ul>")
