@@ -45,10 +45,13 @@ _INDEX_COLUMNS = ("path_sketch", "path_image", "label", "sketch_file", "image_fi
 class RunResults:
     """One model evaluated on a test split.
 
-    ``evaluation`` is ``engine.evaluate(..., details=True)``; ``queries`` has one row per query sketch:
-    ``sketch`` (its last two path parts, for display), ``sketch_file``, ``label``, the per-query metrics (``rank``, ``rr``, ``acc@1`` ...), ``true_file``
-    (the best-ranked correct photo), ``top1_file`` / ``top1_label`` and the index's extra columns
-    (``category``, ``drawer``, ``drawer_unseen`` on the embedded fine-grained set).
+    ``evaluation``: the evaluation's mean metrics (``stage1``, ``stage2`` or None, ...); ``details``: as
+    ``engine.evaluate(..., details=True)["details"]`` (``query_files``, ``gallery_files``, ``query_labels``,
+    ``gallery_labels``, ``relevant`` (Q, G), ``top`` (Q, <=10) of the final ranking, ``per_query``);
+    ``queries`` has one row per query sketch: ``sketch`` (its last two path parts, for display),
+    ``sketch_file``, ``label``, the per-query metrics (``rank``, ``rr``, ``acc@1`` ...), ``true_file`` (the
+    correct photo; with several, the first in the top 10, else the first in gallery order), ``top1_file`` / ``top1_label`` and the index's extra columns (``category``,
+    ``drawer``, ``drawer_unseen`` on the embedded fine-grained set).
     """
 
     name: str
@@ -56,11 +59,8 @@ class RunResults:
     spec: DatasetSpec
     test_csv: str
     evaluation: dict[str, Any]
+    details: dict[str, Any]
     queries: pd.DataFrame
-
-    @property
-    def details(self) -> dict[str, Any]:
-        return self.evaluation["details"]
 
     @property
     def n_gallery(self) -> int:
@@ -96,7 +96,8 @@ def load_results(profile: Profile, run: study.Run, dataset: str = "embedded", da
                                 "(or sbir_utils.study.train) first")
     spec = study.dataset_spec(profile, run, dataset, data_root)
     ev = engine.evaluate(ckpt, spec.index_dir, test_csv, batch_size=profile.evaluation.batch_size, details=True)
-    return RunResults(run.name, ckpt, spec, test_csv, ev, query_table(ev["details"], spec, test_csv))
+    details = ev.pop("details")
+    return RunResults(run.name, ckpt, spec, test_csv, ev, details, query_table(details, spec, test_csv))
 
 
 def load_available(profile: Profile, dataset: str = "embedded", data_root: str | None = None
@@ -305,15 +306,17 @@ def confusions(res: RunResults, attributes: pd.DataFrame) -> pd.DataFrame:
     return err[same]
 
 
-def attribute_confusion(res: RunResults, attributes: pd.DataFrame, continuous_tol: float | None = None,
-                        n_resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
+def attribute_confusion(res: RunResults, attributes: pd.DataFrame, continuous_tol: float | None = None
+                        ) -> pd.DataFrame:
     """Which attribute differences go with top-1 confusions inside a category (fine-grained, procedural set).
 
     For every query whose top-1 photo is wrong but of the same category, each attribute either differs
     between the retrieved and the true photo or not. The expected rate is how often it differs between two
     distinct gallery photos of that category (all such pairs, exactly), averaged over the same errors;
     ``lift = observed / expected``: above 1, the model confuses photos that differ in that attribute more
-    often than chance; below 1, such differences protect against confusion.
+    often than chance; below 1, such differences protect against confusion. ``lift_low`` / ``lift_high``:
+    the 95% Wilson score interval of the observed rate (a proportion of errors) divided by the expected
+    rate, which is exact given the errors' categories.
 
     Args:
         attributes: ``procedural.load_attributes(root)``: ``photo_id, category, attr_*`` (label = photo id).
@@ -323,6 +326,8 @@ def attribute_confusion(res: RunResults, attributes: pd.DataFrame, continuous_to
         one row per ``attr_*`` column: ``attribute, n_errors, observed, expected, lift, lift_low, lift_high``
         (NaN where no same-category error has the attribute).
     """
+    from scipy.stats import binomtest
+
     from .data.procedural import shapes
 
     tol = 2 * shapes.CONTINUOUS_JITTER + 0.005 if continuous_tol is None else float(continuous_tol)
@@ -346,7 +351,9 @@ def attribute_confusion(res: RunResults, attributes: pd.DataFrame, continuous_to
                "n_errors": int(ok.sum()), "observed": np.nan, "expected": np.nan, "lift": np.nan,
                "lift_low": np.nan, "lift_high": np.nan}
         if ok.any():
-            mean, low, high = bootstrap_ci(obs[ok], n_resamples, seed)
+            k, n = int(obs[ok].sum()), int(ok.sum())
+            ci = binomtest(k, n).proportion_ci(0.95, method="wilson")
+            mean, low, high = k / n, float(ci.low), float(ci.high)
             e = float(exp[ok].mean())
             row.update(observed=mean, expected=e)
             if e > 0:
@@ -565,12 +572,14 @@ def plot_attention(checkpoint: str | Path, pairs: Sequence[tuple[str, str]], siz
         _show(axes[r, 0], s, "sketch", Path(s).name, size=size)
         _show(axes[r, 1], p, "photo", Path(p).name, size=size)
         for c, (name, m) in enumerate(maps.items(), start=2):
-            _overlay(axes[r, c], s_img if name == "sketch self" else p_img, m[r], name)
+            _overlay(axes[r, c], s_img if name == "sketch self" else p_img, m[r],
+                     f"{name} ({float(m[r].min()):.2f}-{float(m[r].max()):.2f})")
     h, w = maps["sketch self"].shape[1:]
     gammas = ", ".join(f"{n} gamma {getattr(model, n).gamma.item():.3g}" for n in ("self_attn", "cross_attn")
                        if getattr(model, n, None) is not None)
     note = " - one position, so nothing to see: use a larger image_size" if h * w == 1 else ""
-    fig.suptitle(f"attention over a {h}x{w} feature map{note}\n({cfg.image_size} px input; {gammas})", fontsize=9)
+    fig.suptitle(f"attention over a {h}x{w} feature map{note}, colours scaled per map (uniform = {1 / (h * w):.2f})"
+                 f"\n({cfg.image_size} px input; {gammas})", fontsize=9)
     fig.tight_layout()
     return fig
 

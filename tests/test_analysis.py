@@ -87,7 +87,7 @@ def test_partial_rasters_draw_like_the_generator(trained):
 def test_attribute_confusion_one_row_per_attribute_and_brute_force(trained):
     _, _, res = trained
     attrs = load_attributes(res.spec.index_dir.parent)
-    table = analysis.attribute_confusion(res, attrs, n_resamples=50)
+    table = analysis.attribute_confusion(res, attrs)
     assert table["attribute"].tolist() == [c.removeprefix("attr_") for c in attrs.columns if c.startswith("attr_")]
     # Force every query's top-1 onto another photo of its category, then check "color" by brute force.
     by_id = attrs.set_index("photo_id")
@@ -95,7 +95,7 @@ def test_attribute_confusion_one_row_per_attribute_and_brute_force(trained):
     other = {p: next(o for o in gallery if o != p and by_id.loc[o, "category"] == by_id.loc[p, "category"])
              for p in gallery}
     forced = dataclasses.replace(res, queries=res.queries.assign(top1_label=res.queries["label"].map(other)))
-    table = analysis.attribute_confusion(forced, attrs, n_resamples=50).set_index("attribute")
+    table = analysis.attribute_confusion(forced, attrs).set_index("attribute")
     q = forced.queries
     assert len(analysis.confusions(forced, attrs)) == len(q)
     obs = np.mean([by_id.loc[a, "attr_color"] != by_id.loc[b, "attr_color"] for a, b in zip(q["label"], q["top1_label"])])
