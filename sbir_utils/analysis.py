@@ -1,8 +1,8 @@
 """Error analysis of trained models (notebook 05): where retrieval fails and why.
 
-:func:`load_results` evaluates one trained run of the study plan on its test split with per-query
-details (``engine.evaluate(..., details=True)``); the other functions turn a :class:`RunResults` (or a
-checkpoint) into a table or a matplotlib figure. Ranks and metrics follow ``sbir_utils.metrics`` (ties
+:func:`load_results` reads one trained run's test-split evaluation with per-query details
+(``evaluation.evaluate_run``: computed once per checkpoint and cached); the other functions turn a
+:class:`RunResults` (or a checkpoint) into a table or a matplotlib figure. Ranks and metrics follow ``sbir_utils.metrics`` (ties
 counted against the query; with one relevant photo AP = 1 / rank, so fine-grained mAP@all = MRR).
 
 Which ranking: the worst queries, rank histograms, per-group metrics and attribute confusions use a
@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import engine, study
+from . import engine, evaluation, study
 from .config import Profile
 from .data.images import load_image
 from .data.index import DatasetSpec, read_index
@@ -45,7 +45,8 @@ _INDEX_COLUMNS = ("path_sketch", "path_image", "label", "sketch_file", "image_fi
 class RunResults:
     """One model evaluated on a test split.
 
-    ``evaluation``: the evaluation's mean metrics (``stage1``, ``stage2`` or None, ...); ``details``: as
+    ``evaluation``: ``evaluation.evaluate_run``'s result (mean metrics ``stage1``, ``stage2`` or None, ...);
+    ``details``: as
     ``engine.evaluate(..., details=True)["details"]`` (``query_files``, ``gallery_files``, ``query_labels``,
     ``gallery_labels``, ``relevant`` (Q, G), ``top`` (Q, <=10) of the final ranking, ``per_query``);
     ``queries`` has one row per query sketch: ``sketch`` (its last two path parts, for display),
@@ -84,20 +85,24 @@ def analysis_runs(profile: Profile, dataset: str = "embedded") -> dict[str, stud
     return picks
 
 
-def load_results(profile: Profile, run: study.Run, dataset: str = "embedded", data_root: str | None = None,
-                 test_csv: str = "index_test.csv") -> RunResults:
-    """Evaluate ``run``'s best checkpoint on ``test_csv`` with per-query details.
+def load_results(profile: Profile, run: study.Run, dataset: str = "embedded", data_root: str | None = None
+                 ) -> RunResults:
+    """``run``'s test-split evaluation with per-query details, from ``evaluation.evaluate_run`` (computed
+    once per checkpoint and test index, then cached beside the run; notebook 04 usually did it).
 
-    Raises FileNotFoundError when the run has not been trained (notebooks 02 and 03 train them).
+    Raises FileNotFoundError (``evaluation.MissingRunError``) when the run has not been trained (notebooks 02
+    and 03 train them).
     """
-    ckpt = study.run_dir(profile, run, dataset) / "checkpoints" / "best.pt"
-    if not ckpt.is_file():
-        raise FileNotFoundError(f"{ckpt}: run {run.name} (seed {run.seed}) is not trained; run notebooks 02 and 03 "
-                                "(or sbir_utils.study.train) first")
+    ev = evaluation.evaluate_run(profile, run, dataset, data_root, n_resamples=0)
+    stage = ev["final_stage"]
+    per_query = ev["per_query"][stage].drop(columns=["query_file", "query_label"])
+    details = {"query_files": ev["query_files"], "gallery_files": ev["gallery_files"],
+               "query_labels": ev["query_labels"], "gallery_labels": ev["gallery_labels"],
+               "relevant": ev["relevant"], "top": ev["top"][stage], "ranks": per_query["rank"].to_numpy(),
+               "per_query": per_query}
     spec = study.dataset_spec(profile, run, dataset, data_root)
-    ev = engine.evaluate(ckpt, spec.index_dir, test_csv, batch_size=profile.evaluation.batch_size, details=True)
-    details = ev.pop("details")
-    return RunResults(run.name, ckpt, spec, test_csv, ev, details, query_table(details, spec, test_csv))
+    return RunResults(run.name, Path(ev["checkpoint"]), spec, "index_test.csv", ev, details,
+                      query_table(details, spec))
 
 
 def load_available(profile: Profile, dataset: str = "embedded", data_root: str | None = None
