@@ -6,3 +6,8 @@ images, strokes, the embedded generator, real-dataset importers), ``models``, ``
 """
 
 __version__ = "0.1.0"
+
+import warnings as _warnings
+
+# timm imports tqdm.auto, which warns inside Jupyter kernels without ipywidgets; the reports would show it.
+_warnings.filterwarnings("ignore", message="IProgress not found")
