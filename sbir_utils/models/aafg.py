@@ -79,20 +79,30 @@ class AAFG(nn.Module):
     sketch_maps = maps
     photo_maps = maps
 
-    def embed_maps(self, maps: torch.Tensor, kind: str = "photo", running_stats: bool = False) -> torch.Tensor:
+    def embed_maps(self, maps: torch.Tensor, kind: str = "photo",
+                   stats: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """(B, C, h, w) -> (B, D): average pool, MLP head, BN neck of modality ``kind``, L2 normalisation.
 
-        ``running_stats``: normalise with the neck's running statistics even in training (the pair path,
-        whose batches repeat each anchor, must not update them).
+        ``stats``: (mean, var) to normalise with instead of the neck's own (training: this batch's;
+        evaluation: the running statistics). The pair path passes the stage-1 batch's statistics, so that
+        its batches, which repeat each anchor, neither update the running statistics nor see others.
         """
         z = self.head(maps.mean(dim=(2, 3)))
         if self.neck is not None:
             bn = self.neck[kind]
-            if running_stats or not self.training:
-                z = F.batch_norm(z, bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
+            if stats is not None:
+                z = F.batch_norm(z, stats[0], stats[1], bn.weight, bn.bias, False, 0.0, bn.eps)
             else:
                 z = bn(z)
         return F.normalize(z, dim=-1)
+
+    def _batch_stats(self, maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The neck's input mean/var over a training batch (detached), for the pair path."""
+        if self.neck is None or not self.training:
+            return None
+        with torch.no_grad():
+            z = self.head(maps.mean(dim=(2, 3)))
+            return z.mean(0), z.var(0, unbiased=False)
 
     def embed_sketch(self, x: torch.Tensor) -> torch.Tensor:
         return self.embed_maps(self.maps(x), "sketch")
@@ -101,16 +111,20 @@ class AAFG(nn.Module):
         return self.embed_maps(self.maps(x), "photo")
 
     # ---- stage 2: pairwise -------------------------------------------------------------------------
-    def pair_score(self, sketch_maps: torch.Tensor, photo_maps: torch.Tensor) -> torch.Tensor:
+    def pair_score(self, sketch_maps: torch.Tensor, photo_maps: torch.Tensor,
+                   stats: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None) -> torch.Tensor:
         """Score of each (sketch, photo) pair, (B, C, h, w) x (B, C, h, w) -> (B,), a cosine in [-1, 1].
 
-        Without cross-attention it is the stage-1 cosine.
+        Without cross-attention it is the stage-1 cosine. ``stats``: per-modality BN-neck statistics
+        (training); by default the running statistics (evaluation, re-ranking).
         """
         if self.cross_attn is not None:
             sketch_maps, photo_maps = (self.cross_attn(sketch_maps, photo_maps),
                                        self.cross_attn(photo_maps, sketch_maps))
-        return (self.embed_maps(sketch_maps, "sketch", running_stats=True)
-                * self.embed_maps(photo_maps, "photo", running_stats=True)).sum(dim=-1)
+        running = {k: (bn.running_mean, bn.running_var) for k, bn in self.neck.items()} if self.neck is not None else {}
+        stats = stats or running
+        return (self.embed_maps(sketch_maps, "sketch", stats.get("sketch"))
+                * self.embed_maps(photo_maps, "photo", stats.get("photo"))).sum(dim=-1)
 
     def forward(
         self, sketch: torch.Tensor, photo: torch.Tensor, labels: torch.Tensor | None = None
@@ -128,7 +142,10 @@ class AAFG(nn.Module):
             cand, valid = hardest_candidates(out["sketch"], out["photo"], labels, self.pair_negatives)
             b, n1 = cand.shape
             s_rep = s_maps.unsqueeze(1).expand(b, n1, *s_maps.shape[1:]).reshape(b * n1, *s_maps.shape[1:])
-            scores = self.pair_score(s_rep, p_maps[cand.reshape(-1)]).view(b, n1)
+            stats = None
+            if self.training and self.neck is not None:
+                stats = {"sketch": self._batch_stats(s_maps), "photo": self._batch_stats(p_maps)}
+            scores = self.pair_score(s_rep, p_maps[cand.reshape(-1)], stats).view(b, n1)
             out["pair_scores"], out["pair_valid"] = scores, valid
         return out
 
