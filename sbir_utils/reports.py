@@ -116,10 +116,11 @@ def write_index_html(reports_dir: Path, notebooks: list[dict[str, Any]], metadat
     ]
     results = reports_dir / "results.csv"
     if results.exists():
+        long_link = (" Every metric with its 95% confidence interval: <a href='results_long.csv'>results_long.csv</a>."
+                     if (reports_dir / "results_long.csv").exists() else "")
         parts += ["<h2>Headline results</h2>",
                   "<p>Test split, this run's models and baselines. Definitions of every metric are in the "
-                  "evaluation report (04). Every metric with its 95% confidence interval: "
-                  "<a href='results_long.csv'>results_long.csv</a>.</p>",
+                  f"evaluation report (04).{long_link}</p>",
                   _table(pd.read_csv(results, keep_default_na=False))]
     galleries = sorted(p.relative_to(reports_dir).as_posix() for p in reports_dir.glob("galleries/*/result.html"))
     if galleries:
