@@ -56,6 +56,8 @@ class TrainConfig:
     loss: str = "triplet"  # triplet | infonce
     margin: float = 0.2
     temperature: float = 0.05
+    warmup_epochs: int = 0  # first epochs trained with warmup_loss (random-init triplet training collapses)
+    warmup_loss: str = "infonce"  # infonce | semihard
     self_attention: bool = True
     cross_attention: bool = True
     attn_reduction: int = 1

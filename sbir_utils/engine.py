@@ -359,8 +359,8 @@ def fit(
     resume: bool = False,
     *,
     sampler: str = "auto",
-    warmup_epochs: int = 0,
-    warmup_loss: str = "infonce",
+    warmup_epochs: int | None = None,
+    warmup_loss: str | None = None,
     mining: str = "hard",
     symmetric: bool = False,
     pair_weight: float = 1.0,
@@ -382,7 +382,8 @@ def fit(
         run_dir: output folder (see the module docstring).
         resume: continue from the newest ``checkpoints/epoch_XX.pt`` of ``run_dir`` up to ``cfg.epochs``.
         sampler: ``auto`` (PK for category-level data, else photo-unique) | ``photo_unique`` | ``pk`` | ``random``.
-        warmup_epochs, warmup_loss: first epochs trained with ``infonce`` or semi-hard triplet.
+        warmup_epochs, warmup_loss: first epochs trained with ``infonce`` or semi-hard triplet (default: the
+            config's ``warmup_epochs`` / ``warmup_loss``).
         mining: ``hard`` | ``semihard`` for the triplet loss after warm-up.
         symmetric: InfoNCE in both directions.
         pair_weight, pair_negatives: AAFG pair-ranking loss weight and negatives per anchor.
@@ -400,6 +401,8 @@ def fit(
         epochs_run, final validation metrics, pairs_per_s, wall_time_s.
     """
     _check_config(cfg)
+    warmup_epochs = cfg.warmup_epochs if warmup_epochs is None else warmup_epochs
+    warmup_loss = cfg.warmup_loss if warmup_loss is None else warmup_loss
     if warmup_loss not in WARMUP_LOSSES:
         raise ValueError(f"warmup_loss must be one of {WARMUP_LOSSES}, got {warmup_loss!r}")
     if warmup_epochs < 0:

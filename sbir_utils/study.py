@@ -60,7 +60,8 @@ def aafg_runs(profile: Profile, dataset: str = "embedded") -> list[Run]:
     runs += [Run(f"aafg-{data}-SA+CA", "aafg", data, s, group="seeds") for s in seeds[1:]]
     # Without the BN neck, batch-hard triplet from random initialisation collapses (every embedding alike):
     # the study shows it rather than hiding it.
-    runs.append(Run(f"aafg-{data}-SA+CA-no-bn-neck", "aafg", data, seeds[0], options={"head_bn": False},
+    runs.append(Run(f"aafg-{data}-SA+CA-no-bn-neck", "aafg", data, seeds[0],
+                    options={"head_bn": False, "warmup_epochs": 0},
                     group="collapse"))
     if dataset == "embedded":
         runs.append(Run("aafg-category-SA+CA", "aafg", "category", seeds[0], group="category"))

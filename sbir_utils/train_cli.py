@@ -63,9 +63,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     o.add_argument("--temp", type=float, help="InfoNCE (and AAFG pair-loss) temperature (0.05)")
     o.add_argument("--symmetric", action="store_true", help="InfoNCE in both directions")
     o.add_argument("--mining", choices=("hard", "semihard"), default="hard", help="triplet negative mining")
-    o.add_argument("--warmup_epochs", type=int, default=0,
-                   help="first epochs trained with --warmup_loss (batch-hard triplet from random init collapses)")
-    o.add_argument("--warmup_loss", choices=("infonce", "semihard"), default="infonce")
+    o.add_argument("--warmup_epochs", type=int, default=None,
+                   help="first epochs trained with --warmup_loss (batch-hard triplet from random init collapses; "
+                        "default: the profile's)")
+    o.add_argument("--warmup_loss", choices=("infonce", "semihard"), default=None, help="default: the profile's")
     o.add_argument("--pair_weight", type=float, default=1.0, help="AAFG: weight of the cross-attention pair loss")
     o.add_argument("--no_head_bn", action="store_true",
                    help="AAFG: no BN neck before L2 normalisation (reproduces the triplet collapse from random init)")
