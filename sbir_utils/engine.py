@@ -23,8 +23,8 @@ for AAFG with cross-attention ``pair_weight`` x the pair-ranking loss (``losses.
 easier objective. From random initialisation all pooled features point the same way (mean cosine
 ~0.99 between different images) and batch-hard triplet collapses (every embedding alike, the triplet
 term pinned at the margin, ``val_mean_cos`` -> 1.00 in metrics.csv); neither semi-hard mining nor an
-InfoNCE warm-up prevented that on the real shoes. AAFG's BN neck (``head_bn=True``, the default)
-does: it centres the embeddings (see ``models.aafg``).
+InfoNCE warm-up prevented that on the real shoes. A BN neck (``head_bn``; by default on for AAFG, and
+for ConvNeXt-InfoNCE from random initialisation) does: it centres the embeddings (see ``models.aafg``).
 
 Distributed: under ``torchrun`` (``WORLD_SIZE`` > 1) a process group is initialised (gloo on CPU, nccl
 on GPU), the model is wrapped in DistributedDataParallel, every rank trains on its share of the
@@ -256,7 +256,6 @@ def load_model(checkpoint: str | Path, cfg: TrainConfig | None = None,
     if isinstance(obj, dict) and "model" in obj and "config" in obj:
         cfg = train_config_from_dict(obj["config"], str(checkpoint))
         state, meta = obj["model"], {k: obj.get(k) for k in ("epoch", "best", "options")}
-        head_bn = bool((meta["options"] or {}).get("head_bn", True))
     else:
         if cfg is None:
             raise ValueError(f"{checkpoint}: a plain state dict, not an engine checkpoint: say which model it is "
@@ -265,7 +264,7 @@ def load_model(checkpoint: str | Path, cfg: TrainConfig | None = None,
         if cfg.model == "convnext_infonce":  # the projection head is optional: follow the file
             cfg = dataclasses.replace(cfg, embed_dim=int(state["head.weight"].shape[0]) if "head.weight" in state else 0)
         meta = {"epoch": None, "best": None, "options": None}
-        head_bn = any(k.startswith("neck.") for k in state)
+    head_bn = any(k.startswith("neck.") for k in state)  # the file says whether the model has a BN neck
     model = build_model(cfg, weights="random", head_bn=head_bn)
     try:
         model.load_state_dict(state, strict=True)
@@ -365,7 +364,7 @@ def fit(
     symmetric: bool = False,
     pair_weight: float = 1.0,
     pair_negatives: int = 3,
-    head_bn: bool = True,
+    head_bn: bool | None = None,
     select_metric: str | None = None,
     device: str | torch.device | None = None,
     model_path: str | Path | None = None,
@@ -387,8 +386,9 @@ def fit(
         mining: ``hard`` | ``semihard`` for the triplet loss after warm-up.
         symmetric: InfoNCE in both directions.
         pair_weight, pair_negatives: AAFG pair-ranking loss weight and negatives per anchor.
-        head_bn: AAFG: BN neck at the end of the head (see ``models.aafg.AAFG``; off reproduces the
-            batch-hard triplet collapse from random initialisation).
+        head_bn: BN neck before L2 normalisation (see ``models.aafg.AAFG``; off reproduces the batch-hard
+            triplet collapse from random initialisation). ``None``: always on for AAFG; on for
+            ConvNeXt-InfoNCE only from random initialisation (where InfoNCE otherwise sits at log(batch)).
         select_metric: validation metric choosing ``best.pt`` (``acc@1``, ``mAP@all``, ``s2_acc@1`` ...).
         model_path: start from this state dict (a plain ``model.state_dict()`` or an engine checkpoint).
         save_state_dict: also write ``run_dir/model.pth``, the best model's plain state dict (seed's ``--save``).
@@ -446,10 +446,15 @@ def _fit(cfg, data_root, run_dir, train_csv, val_csv, resume, sampler, warmup_ep
     torch.use_deterministic_algorithms(True, warn_only=True)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = False
-    model = build_model(cfg, pair_negatives=pair_negatives, head_bn=head_bn)
+    state = None
     if model_path:
         obj = load_checkpoint(model_path)
         state = obj["model"] if isinstance(obj, dict) and "model" in obj and "config" in obj else read_state_dict(model_path)
+        if head_bn is None:  # follow the file (the seed's state dicts have no BN neck)
+            head_bn = any(k.startswith("neck.") for k in state)
+    model = build_model(cfg, pair_negatives=pair_negatives, head_bn=head_bn)
+    options["head_bn"] = getattr(model, "neck", None) is not None  # as resolved (None: the model's default)
+    if state is not None:
         try:
             model.load_state_dict(state, strict=True)
         except RuntimeError as exc:

@@ -68,8 +68,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "default: the profile's)")
     o.add_argument("--warmup_loss", choices=("infonce", "semihard"), default=None, help="default: the profile's")
     o.add_argument("--pair_weight", type=float, default=1.0, help="AAFG: weight of the cross-attention pair loss")
-    o.add_argument("--no_head_bn", action="store_true",
-                   help="AAFG: no BN neck before L2 normalisation (reproduces the triplet collapse from random init)")
+    neck = o.add_mutually_exclusive_group()
+    neck.add_argument("--head_bn", action="store_true",
+                      help="BN neck before L2 normalisation (default: on for aafg; for convnext_infonce only "
+                           "from random init, so that --weights imagenet keeps the seed's layout)")
+    neck.add_argument("--no_head_bn", action="store_true",
+                      help="no BN neck (reproduces the collapse from random init)")
     o.add_argument("--sampler", choices=("auto", "photo_unique", "pk", "random"), default="auto",
                    help="batches: auto = P x K classes for category-level data, else one row per photo")
     o.add_argument("--amp", action="store_true", help="mixed precision (bf16, or fp16 on GPUs without bf16)")
@@ -164,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
         summary = fit(cfg, data_root, log_dir, args.train_csv, args.val_csv, resume=args.resume,
                       sampler=args.sampler, warmup_epochs=args.warmup_epochs, warmup_loss=args.warmup_loss,
                       mining=args.mining, symmetric=args.symmetric, pair_weight=args.pair_weight,
-                      head_bn=not args.no_head_bn,
+                      head_bn=False if args.no_head_bn else (True if args.head_bn else None),
                       device="cpu" if args.no_cuda else None, model_path=args.model_path, save_state_dict=args.save,
                       keep_last=args.keep_last, overwrite=args.overwrite, progress=not args.no_progress)
     except NonFiniteLossError as exc:

@@ -199,3 +199,19 @@ def test_amp_bf16_on_cpu_trains(data, tmp_path):
     s = _fit(dataclasses.replace(CONVNEXT, epochs=1, amp=True), data, tmp_path / "amp")
     m = pd.read_csv(tmp_path / "amp" / "metrics.csv")
     assert s["epochs_run"] == 1 and m["train_loss"].notna().all() and m["val_mrr"].between(0, 1).all()
+
+
+def test_fine_tuning_a_seed_state_dict_keeps_its_layout(data, tmp_path):
+    """--model_path with a plain state dict without a BN neck (the seed's files) trains as that model."""
+    from sbir_utils.models import ConvNeXtInfoNCE
+
+    seed_file = tmp_path / "model_normal.pth"
+    torch.save(ConvNeXtInfoNCE("test_convnext", embed_dim=16).state_dict(), seed_file)
+    _fit(dataclasses.replace(CONVNEXT, epochs=1), data, tmp_path / "ft", model_path=seed_file,
+         save_state_dict=True)
+    saved = torch.load(tmp_path / "ft" / "model.pth", weights_only=True)
+    assert not any(k.startswith("neck.") for k in saved)
+    assert set(saved) == set(torch.load(seed_file, weights_only=True))
+    # from random init the same settings get the neck
+    _fit(dataclasses.replace(CONVNEXT, epochs=1), data, tmp_path / "scratch", save_state_dict=True)
+    assert any(k.startswith("neck.") for k in torch.load(tmp_path / "scratch" / "model.pth", weights_only=True))

@@ -216,3 +216,27 @@ def test_bn_neck_centres_random_init_embeddings():
         assert mean_cos(plain(x, x)["photo"]) > 0.6  # ~0.75 on noise, ~0.98 on real photos
         assert abs(mean_cos(neck(x, x)["photo"])) < 0.2
     assert plain.neck is None and set(neck.neck) == {"sketch", "photo"}
+
+
+def test_convnext_bn_neck_only_from_random_init(tmp_path):
+    """ConvNeXt-InfoNCE gets the BN neck by default only from random initialisation (it sat at
+    log(batch) without one); with pretrained weights it keeps the seed's layout."""
+    cfg = TrainConfig(model="convnext_infonce", backbone="convnext_atto", embed_dim=16)
+    torch.manual_seed(0)
+    random_init = build_model(cfg)
+    assert {"neck.sketch.running_mean", "neck.photo.weight"} <= set(random_init.state_dict())
+    x = 2.0 + 0.3 * _x(16, 64, seed=3)  # mostly white, like a normalised sketch or a bright photo
+
+    def mean_cos(e: torch.Tensor) -> float:
+        return float((e @ e.T).fill_diagonal_(0).sum()) / (len(e) * (len(e) - 1))
+
+    torch.manual_seed(0)
+    without = build_model(cfg, head_bn=False)
+    with torch.no_grad():
+        assert abs(mean_cos(random_init(x, x)["photo"])) < 0.2
+        assert mean_cos(without(x, x)["photo"]) > 0.6
+    weights = tmp_path / "atto.pth"
+    torch.save(random_init.embedding_net.net.state_dict(), weights)
+    pretrained = build_model(dataclasses.replace(cfg, weights=str(weights)))
+    assert pretrained.neck is None and not any(k.startswith("neck.") for k in pretrained.state_dict())
+    assert without.neck is None

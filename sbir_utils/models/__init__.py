@@ -24,7 +24,7 @@ __all__ = ["AAFG", "ConvNeXtInfoNCE", "MODELS", "WeightsUnavailableError", "buil
            "read_state_dict", "rerank", "stage2_similarity"]
 
 
-def build_model(cfg: TrainConfig, *, pair_negatives: int = 3, head_bn: bool = True,
+def build_model(cfg: TrainConfig, *, pair_negatives: int = 3, head_bn: bool | None = None,
                 weights: str | None = None) -> nn.Module:
     """The model ``cfg.model`` with ``cfg``'s backbone, weights and switches.
 
@@ -32,14 +32,17 @@ def build_model(cfg: TrainConfig, *, pair_negatives: int = 3, head_bn: bool = Tr
         cfg: training settings (``model``, ``backbone``, ``weights``, ``embed_dim``, ``self_attention``,
             ``cross_attention``, ``attn_reduction``).
         pair_negatives: AAFG only: hardest negatives per anchor for the pair loss.
-        head_bn: AAFG only: BN neck before L2 normalisation (see ``AAFG``).
+        head_bn: BN neck before L2 normalisation (see ``AAFG``). ``None``: on for AAFG; for ConvNeXt-InfoNCE
+            on only when training from random initialisation (with pretrained weights the seed's layout).
         weights: overrides ``cfg.weights`` (e.g. ``"random"`` when a checkpoint will be loaded anyway).
     """
     w = cfg.weights if weights is None else weights
+    if head_bn is None:
+        head_bn = cfg.model == "aafg" or cfg.weights == "random"
     if cfg.model == "aafg":
         return AAFG(backbone=cfg.backbone, weights=w, embed_dim=cfg.embed_dim,
                     self_attention=cfg.self_attention, cross_attention=cfg.cross_attention,
                     attn_reduction=cfg.attn_reduction, pair_negatives=pair_negatives, head_bn=head_bn)
     if cfg.model == "convnext_infonce":
-        return ConvNeXtInfoNCE(backbone=cfg.backbone, weights=w, embed_dim=cfg.embed_dim)
+        return ConvNeXtInfoNCE(backbone=cfg.backbone, weights=w, embed_dim=cfg.embed_dim, head_bn=head_bn)
     raise ValueError(f"unknown model {cfg.model!r}; choose one of {MODELS}")

@@ -11,6 +11,8 @@ State-dict layout (kept identical to the seed's ``SbirModel`` so its released ``
   ``embedding_net.net.`` (``embedding_net.net.stem.0.weight``, ``embedding_net.net.stages.0...``).
 * ``head.weight``, ``head.bias``: only with the optional projection head (``embed_dim`` set and
   different from the backbone's width); the seed has none (768-d output of ConvNeXt-Small).
+* ``neck.sketch.*``, ``neck.photo.*``: only with the optional BN neck (``head_bn=True``), which the
+  engine turns on when training from random initialisation (see ``ConvNeXtInfoNCE``); the seed has none.
 
 The pooling has no parameters, so nothing else is in the state dict.
 """
@@ -29,9 +31,14 @@ class ConvNeXtInfoNCE(nn.Module):
         backbone: a ConvNeXt (or any convolutional) backbone name, see ``backbones``.
         weights: random | imagenet | path to a backbone state dict.
         embed_dim: output dimension; ``0``/``None`` or the backbone width means no projection head.
+        head_bn: a BatchNorm per modality before L2 normalisation ("BN neck", as in ``AAFG``). From random
+            initialisation a ConvNeXt maps every image to nearly the same direction (mean cosine 0.99+
+            between different scenes) and InfoNCE sat at log(batch) for the whole cpu-profile run;
+            centring the features per modality lets it learn. Off by default: the seed's model has none.
     """
 
-    def __init__(self, backbone: str = "convnext_small", weights: str = "random", embed_dim: int | None = None):
+    def __init__(self, backbone: str = "convnext_small", weights: str = "random", embed_dim: int | None = None,
+                 head_bn: bool = False):
         super().__init__()
         self.embedding_net = build_trunk(backbone, weights)
         self.num_features = int(self.embedding_net.num_features)
@@ -41,21 +48,30 @@ class ConvNeXtInfoNCE(nn.Module):
         else:
             self.head = None
             self.embed_dim = self.num_features
+        self.neck = (nn.ModuleDict({"sketch": nn.BatchNorm1d(self.embed_dim), "photo": nn.BatchNorm1d(self.embed_dim)})
+                     if head_bn else None)
 
     has_pair_scorer = False
 
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) -> (B, D) L2-normalised."""
+    def embed(self, x: torch.Tensor, kind: str = "photo") -> torch.Tensor:
+        """(B, 3, H, W) -> (B, D) L2-normalised; ``kind`` (sketch | photo) picks the BN neck when on."""
         feats = self.embedding_net(x).mean(dim=(2, 3))  # global average pool, (B, C)
         if self.head is not None:
             feats = self.head(feats)
+        if self.neck is not None:
+            feats = self.neck[kind](feats)
         return F.normalize(feats, dim=-1)
 
-    embed_sketch = embed
-    embed_photo = embed
+    def embed_sketch(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) sketches -> (B, D)."""
+        return self.embed(x, "sketch")
+
+    def embed_photo(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) photos -> (B, D)."""
+        return self.embed(x, "photo")
 
     def forward(
         self, sketch: torch.Tensor, photo: torch.Tensor, labels: torch.Tensor | None = None
     ) -> dict[str, torch.Tensor]:
         """(B, 3, H, W) pairs -> ``{"sketch": (B, D), "photo": (B, D)}``. ``labels`` is unused."""
-        return {"sketch": self.embed(sketch), "photo": self.embed(photo)}
+        return {"sketch": self.embed_sketch(sketch), "photo": self.embed_photo(photo)}
