@@ -22,6 +22,11 @@ def test_notebook_is_thin_and_clean(path):
     params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(params) == 1 and nb.cells.index(params[0]) == 1, "second cell must be the tagged parameters cell"
     assert 'profile = "smoke"' in params[0].source, "committed defaults must be smoke-sized"
+    from papermill.translators import PythonTranslator
+
+    assignments = [line for line in params[0].source.splitlines() if line and not line.startswith("#")]
+    parsed = PythonTranslator.inspect(params[0])  # papermill's own parser ("Unable to parse line" otherwise)
+    assert len(parsed) == len(assignments), "papermill must read every parameter (no '=' in comments)"
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
