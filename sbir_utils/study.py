@@ -105,7 +105,8 @@ def _fingerprint(cfg: TrainConfig, run: Run, spec: DatasetSpec) -> str:
 
 def train(profile: Profile, run: Run, dataset: str = "embedded", data_root: str | None = None,
           progress: bool = False) -> dict[str, Any]:
-    """Train ``run`` unless an identical finished run exists; returns the engine's summary."""
+    """Train ``run`` unless an identical finished run exists (an identical unfinished one is resumed);
+    returns the engine's summary."""
     from . import engine
 
     cfg = train_config(profile, run)
@@ -113,12 +114,16 @@ def train(profile: Profile, run: Run, dataset: str = "embedded", data_root: str 
     out = run_dir(profile, run, dataset)
     fingerprint = _fingerprint(cfg, run, spec)
     plan_file, summary_file = out / "plan.json", out / "summary.json"
-    if plan_file.exists() and summary_file.exists():
-        if json.loads(plan_file.read_text()).get("fingerprint") == fingerprint:
-            return {**json.loads(summary_file.read_text()), "reused": True}
-    atomic_write_text(plan_file, json.dumps({"fingerprint": fingerprint, "run": dataclasses.asdict(run)}, indent=2))
+    same_plan = plan_file.exists() and json.loads(plan_file.read_text()).get("fingerprint") == fingerprint
+    if same_plan and summary_file.exists():
+        return {**json.loads(summary_file.read_text()), "reused": True}
+    # an interrupted run with the same plan continues from its last epoch checkpoint
+    resume = same_plan and engine.latest_checkpoint(out) is not None
+    if not same_plan:
+        atomic_write_text(plan_file, json.dumps({"fingerprint": fingerprint, "run": dataclasses.asdict(run)}, indent=2))
     summary_file.unlink(missing_ok=True)
-    summary = engine.fit(cfg, spec.index_dir, out, overwrite=True, progress=progress, **run.options)
+    summary = engine.fit(cfg, spec.index_dir, out, resume=resume, overwrite=not resume, progress=progress,
+                         **run.options)
     atomic_write_text(summary_file, json.dumps(summary, indent=2, default=str))
     return {**summary, "reused": False}
 

@@ -46,3 +46,22 @@ def test_identical_run_is_reused_and_a_changed_one_retrained(smoke):
     assert not study.train(smoke, changed)["reused"]
     table = study.validation_table(study.train_all(smoke, [changed]))
     assert table.loc["aafg-fine-baseline", "seeds"] == 1
+
+
+def test_interrupted_run_is_resumed_not_restarted(smoke):
+    import pandas as pd
+
+    smoke = dataclasses.replace(smoke, aafg=dataclasses.replace(smoke.aafg, epochs=2, batch_size=4))
+    run = study.Run("aafg-fine-baseline", "aafg", "fine", 42, {"self_attention": False, "cross_attention": False})
+    done = study.train(smoke, run)
+    out = study.run_dir(smoke, run)
+    first_epoch = pd.read_csv(out / "metrics.csv").iloc[:1]
+    # as if killed during epoch 2: no summary, no epoch-2 checkpoint
+    (out / "summary.json").unlink()
+    (out / "checkpoints" / "epoch_02.pt").unlink()
+    again = study.train(smoke, run)
+    assert not again["reused"]
+    history = pd.read_csv(out / "metrics.csv")
+    assert list(history["epoch"]) == [1, 2]
+    pd.testing.assert_frame_equal(history.iloc[:1], first_epoch)  # epoch 1 was not trained again (same wall time)
+    assert again["best_value"] == pytest.approx(done["best_value"])
