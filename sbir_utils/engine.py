@@ -226,9 +226,14 @@ def retrieval_metrics(model: nn.Module, df: pd.DataFrame, image_size: int, batch
 # ---- checkpoints -------------------------------------------------------------------------------------
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> Path:
-    """``torch.save`` atomically (a crash never leaves a half-written checkpoint)."""
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    """``torch.save`` atomically (a crash never leaves a half-written checkpoint); a failed write (a full
+    disk) leaves the previous file in place and raises an ``OSError`` naming ``path``."""
+    try:
+        with atomic_path(path) as tmp:
+            torch.save(state, tmp)
+    except OSError as exc:
+        raise OSError(exc.errno, f"{path}: could not write the checkpoint ({exc.strerror or exc}); "
+                                 "the previous one is unchanged") from exc
     return path
 
 
@@ -430,6 +435,9 @@ def _fit(cfg, data_root, run_dir, train_csv, val_csv, resume, sampler, warmup_ep
     spec = load_spec(data_root)
     train_path, val_path = _resolve_csv(spec, train_csv), _resolve_csv(spec, val_csv)
     train_df, val_df = _sorted_index(train_path, spec), _sorted_index(val_path, spec)
+    if train_df["label"].nunique() < 2:
+        raise ValueError(f"{train_path}: every row has the label {train_df['label'].iloc[0]!r}; training needs at "
+                         "least two labels (photos or classes), so that a batch holds negatives")
     if sampler == "auto":
         sampler = "pk" if spec.protocol == "category" else "photo_unique"
     if select_metric is None:
@@ -595,12 +603,14 @@ def _fit(cfg, data_root, run_dir, train_csv, val_csv, resume, sampler, warmup_ep
                      "scheduler": {"kind": "cosine", "base_lr": cfg.lr, "epochs": cfg.epochs, "next_epoch": epoch + 1},
                      "scaler": scaler.state_dict(), "rng": rng_state(), "config": dataclasses.asdict(cfg),
                      "options": options, "history": history, "best": best}
-            last_good = save_checkpoint(state, ckpt_dir / f"epoch_{epoch:02d}.pt")
+            # best.pt (and model.pth) before epoch_XX.pt: a run killed in between resumes from the previous
+            # epoch and writes them again, instead of keeping a best.pt older than the "best" it records.
             if improved:
                 save_checkpoint(state, ckpt_dir / "best.pt")
                 if save_state_dict:
                     with atomic_path(run_dir / "model.pth") as tmp:
                         torch.save(model.state_dict(), tmp)
+            last_good = save_checkpoint(state, ckpt_dir / f"epoch_{epoch:02d}.pt")
             if keep_last > 0:
                 for old in sorted(ckpt_dir.glob("epoch_*.pt"), key=lambda p: int(p.stem.split("_")[1]))[:-keep_last]:
                     old.unlink()

@@ -149,7 +149,11 @@ def check_numbers(args: argparse.Namespace) -> None:
 
 def error(command: str, exc: BaseException) -> int:
     """Print one ``sbir COMMAND: error: ...`` line (no traceback) and return the usage-error status."""
-    text = " ".join(str(exc).split()) if not hasattr(exc, "problems") else str(exc)
+    text = str(exc)
+    if "Original Traceback" in text:  # re-raised from a DataLoader worker: keep the worker's own message
+        last = text.strip().splitlines()[-1]
+        text = last.split(": ", 1)[1] if ": " in last else last
+    text = " ".join(text.split()) if not hasattr(exc, "problems") else text
     print(f"sbir {command}: error: {text}", file=sys.stderr)
     return USAGE_ERROR
 
@@ -176,6 +180,9 @@ def run(args: argparse.Namespace) -> int:
         return 1
     except (FileNotFoundError, FileExistsError, ValueError, WeightsUnavailableError) as exc:
         return error("train", exc)
+    except OSError as exc:  # e.g. a full disk while writing a checkpoint: one line, the earlier files are kept
+        print(f"sbir train: error: {exc}", file=sys.stderr)
+        return 1
     if summary.get("rank", 0) == 0:
         print(f"best {summary['best_metric']} = {summary['best_value']:.4f} at epoch {summary['best_epoch']}: "
               f"{summary['best_checkpoint']}")

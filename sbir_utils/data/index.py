@@ -110,12 +110,14 @@ def write_spec(
 
 
 def _decode_text(raw: bytes, path: Path) -> str:
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return raw.decode("utf-16")
     try:
-        return raw.decode("utf-8-sig")
+        text = raw.decode("utf-16") if raw.startswith((b"\xff\xfe", b"\xfe\xff")) else raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise IndexValidationError([f"{path}: not UTF-8 or UTF-16 text ({exc})"]) from None
+    if "\x00" in text:
+        raise IndexValidationError([f"{path}: contains NUL bytes (UTF-16 without a byte-order mark, or a binary "
+                                    "file?); save it as UTF-8"])
+    return text
 
 
 def _inside(root: Path, rel: str) -> Path | None:
@@ -190,7 +192,8 @@ def read_index(
     if errors:
         raise IndexValidationError(errors)
 
-    dup = df.duplicated(subset=list(REQUIRED_COLUMNS), keep="first")
+    # Same files (however the paths are spelled: ``./a.png``, ``x/../a.png``) and same label.
+    dup = df.duplicated(subset=["sketch_file", "image_file", "label"], keep="first")
     if dup.any():
         skipped["duplicate rows"] = int(dup.sum())
         drop |= dup
@@ -266,10 +269,14 @@ def split_integrity(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """
     rows: list[dict[str, Any]] = []
     names = list(frames)
-    for kind, col in (("photo", "path_image"), ("sketch", "path_sketch")):
+    for kind, col, fcol in (("photo", "path_image", "image_file"), ("sketch", "path_sketch", "sketch_file")):
+        # Compare the resolved files when both frames have them (from read_index), so that a photo spelt
+        # differently in two splits (``./p.png``, ``x/../p.png``, a symlink) is still found.
         for a_i, a in enumerate(names):
             for b in names[a_i + 1 :]:
-                shared = sorted(set(frames[a][col]) & set(frames[b][col]))
+                key = fcol if fcol in frames[a].columns and fcol in frames[b].columns else col
+                spelling = dict(zip(frames[a][key], frames[a][col]))
+                shared = sorted(spelling[k] for k in set(frames[a][key]) & set(frames[b][key]))
                 rows.append({
                     "check": f"{kind}s in both {a} and {b}",
                     "count": len(shared),
@@ -277,7 +284,8 @@ def split_integrity(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
                     "detail": ", ".join(shared[:3]) + (" ..." if len(shared) > 3 else ""),
                 })
     for name, df in frames.items():
-        dups = int(df.duplicated(subset=list(REQUIRED_COLUMNS)).sum())
+        files = ["sketch_file", "image_file", "label"]
+        dups = int(df.duplicated(subset=files if set(files) <= set(df.columns) else list(REQUIRED_COLUMNS)).sum())
         rows.append({"check": f"duplicate rows in {name}", "count": dups, "ok": dups == 0, "detail": ""})
         skipped = sum(df.attrs.get("skipped", {}).values())
         rows.append({"check": f"rows skipped on load in {name} (missing files, duplicates)", "count": skipped,
