@@ -40,7 +40,7 @@ $(REPORTS_DIR)/.stamp-$(PROFILE)-$(DATASET): $(STAMP) $(NOTEBOOKS) $(PKG_SRC) co
 	$(PY) -m sbir_utils reproduce --profile $(PROFILE) --dataset $(DATASET) $(if $(DATA_ROOT),--data_root $(DATA_ROOT)) --reports_dir $(REPORTS_DIR) --kernel $(KERNEL)
 	@touch $@
 
-reproduce: $(REPORTS_DIR)/.stamp-$(PROFILE)-$(DATASET) ## Run the whole study (data, notebooks 01-05, HTML reports) for PROFILE
+reproduce: $(REPORTS_DIR)/.stamp-$(PROFILE)-$(DATASET) ## Run the whole study (data, notebooks 01-06, HTML reports) for PROFILE
 	@echo "Reports: $(REPORTS_DIR)/index.html"
 
 # Tests never touch the project's data/, runs/ or reports/: everything goes under build/test/.

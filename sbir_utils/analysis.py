@@ -456,7 +456,7 @@ def partial_sketch_curve(checkpoint: str | Path, spec: DatasetSpec, test_csv: st
     df = df.sort_values(["path_sketch", "path_image", "label"], kind="stable").reset_index(drop=True)
     queries = df.drop_duplicates("sketch_file", keep="first")
     g_paths, g_labels, _ = unique_gallery(df["image_file"].tolist(), df["label"].astype(str).tolist())
-    g_emb, _ = engine.encode(model, g_paths, "photo", cfg.image_size, batch_size)
+    g_emb, _ = engine.encode(model, g_paths, "photo", cfg.image_size, batch_size, photo_mode=cfg.photo_mode)
     manifest = _manifest(spec)
     size = int(manifest["params"]["generator"]["sketch_size"])
     widths = {str(k): float(v["line_width"]) for k, v in manifest["drawers"].items()}
@@ -566,7 +566,7 @@ def plot_attention(checkpoint: str | Path, pairs: Sequence[tuple[str, str]], siz
     cross-attention, the photo positions the sketch attends to, upsampled over the images."""
     model, cfg, _ = engine.load_model(checkpoint)
     sketches = torch.stack([ImageDataset([s], "sketch", cfg.image_size)[0] for s, _ in pairs])
-    photos = torch.stack([ImageDataset([p], "photo", cfg.image_size)[0] for _, p in pairs])
+    photos = torch.stack([ImageDataset([p], "photo", cfg.image_size, cfg.photo_mode)[0] for _, p in pairs])
     maps = {"sketch self": attention_map(model, sketches), "photo self": attention_map(model, photos)}
     if getattr(model, "cross_attn", None) is not None:
         maps["sketch -> photo"] = attention_map(model, sketches, photos)
@@ -611,7 +611,8 @@ def embedding_projection(checkpoint: str | Path, spec: DatasetSpec, test_csv: st
     sk = df.drop_duplicates("sketch_file")
     ph = df.drop_duplicates("image_file")
     s_emb, _ = engine.encode(model, sk["sketch_file"].tolist(), "sketch", cfg.image_size, batch_size)
-    p_emb, _ = engine.encode(model, ph["image_file"].tolist(), "photo", cfg.image_size, batch_size)
+    p_emb, _ = engine.encode(model, ph["image_file"].tolist(), "photo", cfg.image_size, batch_size,
+                             photo_mode=cfg.photo_mode)
     z = torch.cat([s_emb, p_emb]).numpy()
     if method == "pca":
         from sklearn.decomposition import PCA

@@ -15,7 +15,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "index": ("sbir_utils.data.formats", "turn a real dataset's official layout into validated index CSVs"),
     "train": ("sbir_utils.train_cli", "train AAFG or ConvNeXt-InfoNCE (the seeds' flags)"),
     "eval": ("sbir_utils.eval_cli", "evaluate a checkpoint on a test index (the seeds' flags)"),
-    "reproduce": ("sbir_utils.pipeline", "run the whole study: data, notebooks 01-05, HTML reports"),
+    "transfer": ("sbir_utils.transfer", "real-data transfer table: scratch vs embedded pre-training vs zero-shot"),
+    "reproduce": ("sbir_utils.pipeline", "run the whole study: data, notebooks 01-06, HTML reports"),
 }
 
 

@@ -66,6 +66,7 @@ class TrainConfig:
     amp: bool = False
     num_workers: int = 0
     augment: bool = True
+    photo_mode: str = "rgb"  # rgb | edges: photos as Canny edge maps, drawn like sketches (see data.loading)
 
 
 @dataclass
@@ -77,6 +78,23 @@ class EvalConfig:
 
 
 @dataclass
+class TransferConfig:
+    """The real-data transfer table (``sbir_utils.transfer``): one model trained from scratch on the real
+    training split, pre-trained on the embedded set (zero-shot), and pre-trained then fine-tuned."""
+
+    model: str = "convnext_infonce"  # the shared-encoder InfoNCE design; aafg also works
+    backbone: str = "resnet18"
+    image_size: int = 64
+    batch_size: int = 32
+    lr: float = 3e-4
+    temperature: float = 0.07
+    photo_mode: str = "rgb"  # rgb | edges (see TrainConfig)
+    epochs: int = 60  # real-data epochs of the fine-tuned row (scratch: these plus the pre-training's share)
+    pretrain_epochs: int = 20  # embedded fine-grained epochs
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+
+
+@dataclass
 class Profile:
     name: str = "smoke"
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
@@ -85,6 +103,7 @@ class Profile:
         default_factory=lambda: TrainConfig(model="convnext_infonce", backbone="convnext_atto", loss="infonce")
     )
     evaluation: EvalConfig = field(default_factory=EvalConfig)
+    transfer: TransferConfig = field(default_factory=TransferConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -53,7 +53,7 @@ from torch import nn
 
 from .config import TrainConfig
 from .data.index import DatasetSpec, load_spec, read_index
-from .data.loading import ImageDataset, PairDataset, make_batch_sampler, make_loader
+from .data.loading import PHOTO_MODES, ImageDataset, PairDataset, make_batch_sampler, make_loader
 from .fileio import atomic_path, atomic_write, atomic_write_text
 from .losses import MININGS, batch_hard_triplet, info_nce, pair_ranking_loss
 from .metrics import evaluate_embeddings, metric_name, per_query_metrics, unique_gallery
@@ -149,8 +149,8 @@ def train_config_from_dict(values: dict[str, Any], where: str = "checkpoint") ->
 @torch.no_grad()
 def encode(model: nn.Module, paths: list[str], kind: str, image_size: int, batch_size: int = 64,
            device: torch.device | str = "cpu", with_maps: bool = False, amp: bool = False,
-           num_workers: int = 0) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Embed images with the evaluation preprocessing.
+           num_workers: int = 0, photo_mode: str = "rgb") -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Embed images with the evaluation preprocessing (photos as ``photo_mode``, see ``loading.photo_input``).
 
     Returns ``(embeddings (N, D) float32 on CPU, maps (N, C, h, w) or None)``; maps (AAFG's
     post-self-attention feature maps, for stage-2 re-ranking) only with ``with_maps``.
@@ -159,7 +159,8 @@ def encode(model: nn.Module, paths: list[str], kind: str, image_size: int, batch
     model = _unwrap(model)
     was_training = model.training
     model.eval()
-    loader = make_loader(ImageDataset(paths, kind, image_size), batch_size=batch_size, num_workers=num_workers)
+    loader = make_loader(ImageDataset(paths, kind, image_size, photo_mode), batch_size=batch_size,
+                         num_workers=num_workers)
     embs, maps = [], []
     try:
         for x in loader:
@@ -179,7 +180,7 @@ def encode(model: nn.Module, paths: list[str], kind: str, image_size: int, batch
 
 def retrieval_metrics(model: nn.Module, df: pd.DataFrame, image_size: int, batch_size: int = 64,
                       device: torch.device | str = "cpu", rerank_k: int = 0, amp: bool = False,
-                      num_workers: int = 0, details: bool = False) -> dict[str, Any]:
+                      num_workers: int = 0, details: bool = False, photo_mode: str = "rgb") -> dict[str, Any]:
     """Stage-1 (and, for a model with a pair scorer and ``rerank_k`` > 0, stage-2) metrics of an index.
 
     Queries: every distinct sketch of ``df``; gallery: every distinct photo once (``unique_gallery``);
@@ -195,7 +196,8 @@ def retrieval_metrics(model: nn.Module, df: pd.DataFrame, image_size: int, batch
     use_maps = bool(getattr(_unwrap(model), "has_pair_scorer", False)) and rerank_k > 0
     q_emb, q_maps = encode(model, queries["sketch_file"].tolist(), "sketch", image_size, batch_size, device,
                            use_maps, amp, num_workers)
-    g_emb, g_maps = encode(model, g_paths, "photo", image_size, batch_size, device, use_maps, amp, num_workers)
+    g_emb, g_maps = encode(model, g_paths, "photo", image_size, batch_size, device, use_maps, amp, num_workers,
+                           photo_mode)
     stage1 = evaluate_embeddings(q_emb, g_emb, q_labels, g_labels)
     g = g_emb.shape[0]
     gram = g_emb @ g_emb.T
@@ -350,6 +352,8 @@ def _check_config(cfg: TrainConfig) -> None:
         problems.append(f"margin must be >= 0, got {cfg.margin}")
     if cfg.loss not in ("triplet", "infonce"):
         problems.append(f"loss must be 'triplet' or 'infonce', got {cfg.loss!r}")
+    if cfg.photo_mode not in PHOTO_MODES:
+        problems.append(f"photo_mode must be one of {PHOTO_MODES}, got {cfg.photo_mode!r}")
     if problems:
         raise ValueError("; ".join(problems))
 
@@ -524,7 +528,7 @@ def _fit(cfg, data_root, run_dir, train_csv, val_csv, resume, sampler, warmup_ep
         except ImportError:  # pragma: no cover - tensorboard is a pinned dependency
             warnings.warn("tensorboard is not installed: no TensorBoard logs", stacklevel=2)
 
-    dataset = PairDataset(train_df, cfg.image_size, train=True, augment=cfg.augment)
+    dataset = PairDataset(train_df, cfg.image_size, train=True, augment=cfg.augment, photo_mode=cfg.photo_mode)
     batches = make_batch_sampler(train_df, cfg.batch_size, sampler, seed=cfg.seed, rank=rank, world_size=world)
     prior_wall = float(history[-1]["wall_time_s"]) if history else 0.0
     t_start = time.perf_counter()
@@ -580,7 +584,7 @@ def _fit(cfg, data_root, run_dir, train_csv, val_csv, resume, sampler, warmup_ep
                                "lr": lr}
         if main:
             val = retrieval_metrics(model, val_df, cfg.image_size, max(cfg.batch_size, 32), device, cfg.rerank_k,
-                                    cfg.amp, cfg.num_workers)
+                                    cfg.amp, cfg.num_workers, photo_mode=cfg.photo_mode)
             row.update({f"val_{k}": v for k, v in val["stage1"].items() if not k.startswith("n_")})
             if val["stage2"] is not None:
                 row.update({f"val_s2_{k}": v for k, v in val["stage2"].items()
@@ -675,7 +679,8 @@ def evaluate(
     k = cfg.rerank_k if rerank_k is None else int(rerank_k)
     if k < 0:
         raise ValueError(f"rerank_k must be >= 0, got {k}")
-    res = retrieval_metrics(model, df, cfg.image_size, batch_size, device, k, False, num_workers, details)
+    res = retrieval_metrics(model, df, cfg.image_size, batch_size, device, k, False, num_workers, details,
+                            cfg.photo_mode)
     res.update(checkpoint=str(checkpoint), test_csv=str(csv), model=cfg.model, backbone=cfg.backbone,
                epoch=meta.get("epoch"), rerank_k=k if res["stage2"] is not None else 0)
     return res

@@ -83,7 +83,7 @@ def _execute(nb: Path, out: Path, parameters: dict[str, Any], kernel: str) -> No
 def run_study(profile: str = "cpu", dataset: str = "embedded", data_root: str | None = None,
               reports_dir: str | Path | None = None, kernel: str = "sbir",
               only: list[str] | None = None) -> dict[str, Any]:
-    """Run notebooks 01-05 for ``profile`` and write the report site into ``reports_dir``."""
+    """Run notebooks 01-06 for ``profile`` and write the report site into ``reports_dir``."""
     cfg = load_profile(profile)
     if dataset != "embedded" and not data_root:
         raise ValueError(f"dataset {dataset!r} needs DATA_ROOT (a folder with index_train/val/test.csv); "

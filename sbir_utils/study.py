@@ -95,24 +95,31 @@ def run_dir(profile: Profile, run: Run, dataset: str = "embedded") -> Path:
     return paths.runs_dir() / profile.name / dataset / run.name / f"seed{run.seed}"
 
 
-def _fingerprint(cfg: TrainConfig, run: Run, spec: DatasetSpec) -> str:
+# TrainConfig fields added after runs were made: at these defaults they are left out of the fingerprint,
+# so that those runs stay valid.
+LATER_FIELDS: dict[str, Any] = {"photo_mode": "rgb"}
+
+
+def _fingerprint(cfg: TrainConfig, options: dict[str, Any], spec: DatasetSpec) -> str:
+    values = {k: v for k, v in dataclasses.asdict(cfg).items() if LATER_FIELDS.get(k, object()) != v}
     digest = hashlib.sha256()
-    digest.update(json.dumps([dataclasses.asdict(cfg), run.options], sort_keys=True, default=str).encode())
+    digest.update(json.dumps([values, options], sort_keys=True, default=str).encode())
     for split in ("train", "val"):
         digest.update(spec.csv(split).read_bytes())
+    if options.get("model_path"):  # a run initialised from a file is stale when that file changes
+        digest.update(Path(options["model_path"]).read_bytes())
     return digest.hexdigest()
 
 
-def train(profile: Profile, run: Run, dataset: str = "embedded", data_root: str | None = None,
-          progress: bool = False) -> dict[str, Any]:
-    """Train ``run`` unless an identical finished run exists (an identical unfinished one is resumed);
-    returns the engine's summary."""
+def train_once(cfg: TrainConfig, spec: DatasetSpec, out: Path, options: dict[str, Any] | None = None,
+               describe: dict[str, Any] | None = None, progress: bool = False) -> dict[str, Any]:
+    """``engine.fit(cfg, spec, out, **options)`` unless ``out`` holds a finished run with the same settings
+    and input indexes (then its summary is returned, ``reused`` True); an identical unfinished run is
+    resumed from its last epoch checkpoint. ``describe`` is stored in ``out/plan.json`` for readers."""
     from . import engine
 
-    cfg = train_config(profile, run)
-    spec = dataset_spec(profile, run, dataset, data_root)
-    out = run_dir(profile, run, dataset)
-    fingerprint = _fingerprint(cfg, run, spec)
+    options = dict(options or {})
+    fingerprint = _fingerprint(cfg, options, spec)
     plan_file, summary_file = out / "plan.json", out / "summary.json"
     same_plan = plan_file.exists() and json.loads(plan_file.read_text()).get("fingerprint") == fingerprint
     if same_plan and summary_file.exists():
@@ -120,12 +127,20 @@ def train(profile: Profile, run: Run, dataset: str = "embedded", data_root: str 
     # an interrupted run with the same plan continues from its last epoch checkpoint
     resume = same_plan and engine.latest_checkpoint(out) is not None
     if not same_plan:
-        atomic_write_text(plan_file, json.dumps({"fingerprint": fingerprint, "run": dataclasses.asdict(run)}, indent=2))
+        atomic_write_text(plan_file, json.dumps({"fingerprint": fingerprint, "run": describe or {}}, indent=2,
+                                                default=str))
     summary_file.unlink(missing_ok=True)
-    summary = engine.fit(cfg, spec.index_dir, out, resume=resume, overwrite=not resume, progress=progress,
-                         **run.options)
+    summary = engine.fit(cfg, spec.index_dir, out, resume=resume, overwrite=not resume, progress=progress, **options)
     atomic_write_text(summary_file, json.dumps(summary, indent=2, default=str))
     return {**summary, "reused": False}
+
+
+def train(profile: Profile, run: Run, dataset: str = "embedded", data_root: str | None = None,
+          progress: bool = False) -> dict[str, Any]:
+    """Train ``run`` unless an identical finished run exists (an identical unfinished one is resumed);
+    returns the engine's summary."""
+    return train_once(train_config(profile, run), dataset_spec(profile, run, dataset, data_root),
+                      run_dir(profile, run, dataset), run.options, dataclasses.asdict(run), progress)
 
 
 def train_all(profile: Profile, runs: list[Run], dataset: str = "embedded", data_root: str | None = None

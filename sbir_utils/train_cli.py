@@ -29,6 +29,10 @@ SPLITS = ("normal", "unseen-file", "unseen-user")
 USAGE_ERROR = 2
 
 
+VAL_METRICS = ("acc@1", "acc@5", "acc@10", "mrr", "mAP@all", "mAP@200", "P@100", "P@200")
+SELECT_METRICS = VAL_METRICS + tuple("s2_" + m for m in VAL_METRICS)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = parser.add_argument_group("data")
     d.add_argument("--data_root", required=True, metavar="DIR",
@@ -45,13 +49,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     m.add_argument("--backbone", help="torchvision/timm name, e.g. resnet50, resnet18, convnext_small, convnext_atto")
     m.add_argument("--weights", help="random | imagenet (from the torch/HF hub cache) | path to a state dict")
     m.add_argument("--image_size", type=int, help="input side in pixels (224 in the seeds)")
+    m.add_argument("--photo_mode", choices=("rgb", "edges"),
+                   help="photos as they are (rgb, the seeds') or as Canny edge maps drawn like sketches (edges)")
     m.add_argument("--embed_dim", type=int, help="embedding size (AAFG head; ConvNeXt projection head, 0 = none)")
     m.add_argument("--attn_reduction", type=int, help="AAFG attention query/key channels = C / attn_reduction")
     m.add_argument("--no_self_attention", action="store_true", help="AAFG ablation: no self-attention")
     m.add_argument("--no_cross_attention", action="store_true", help="AAFG ablation: no cross-attention (no stage 2)")
     m.add_argument("--rerank_k", type=int, help="AAFG stage 2: top-K re-ranked by cross-attention at validation")
-    m.add_argument("--model_path", help="start from this state dict (a plain model.state_dict(), e.g. the "
-                                        "ConvNeXt seed's released .pth, or a checkpoint)")
+    m.add_argument("--model_path", "--init_from", dest="model_path", metavar="PATH",
+                   help="start from these weights: a plain model.state_dict() (e.g. the ConvNeXt seed's released "
+                        ".pth) or another run's checkpoint (e.g. pre-trained on the embedded set, then fine-tuned "
+                        "here); the optimiser, schedule and epoch count start afresh")
     o = parser.add_argument_group("optimisation")
     o.add_argument("--epochs", type=int)
     o.add_argument("--batch_size", type=int, help="pairs per batch (per process under torchrun)")
@@ -74,6 +82,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            "from random init, so that --weights imagenet keeps the seed's layout)")
     neck.add_argument("--no_head_bn", action="store_true",
                       help="no BN neck (reproduces the collapse from random init)")
+    o.add_argument("--select_metric", default=None, choices=SELECT_METRICS, metavar="METRIC",
+                   help="validation metric that picks best.pt: acc@1, mrr, mAP@all, s2_acc@1 ... (default: acc@1 "
+                        "fine-grained, mAP@all category-level; s2_ with AAFG cross-attention)")
     o.add_argument("--sampler", choices=("auto", "photo_unique", "pk", "random"), default="auto",
                    help="batches: auto = P x K classes for category-level data, else one row per photo")
     o.add_argument("--amp", action="store_true", help="mixed precision (bf16, or fp16 on GPUs without bf16)")
@@ -92,7 +103,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 FLAG_TO_FIELD = {"backbone": "backbone", "weights": "weights", "image_size": "image_size", "embed_dim": "embed_dim",
-                 "attn_reduction": "attn_reduction", "rerank_k": "rerank_k", "epochs": "epochs",
+                 "attn_reduction": "attn_reduction", "photo_mode": "photo_mode", "rerank_k": "rerank_k", "epochs": "epochs",
                  "batch_size": "batch_size", "lr": "lr", "weight_decay": "weight_decay", "loss": "loss",
                  "margin": "margin", "temp": "temperature", "seed": "seed", "num_workers": "num_workers"}
 
@@ -172,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
         summary = fit(cfg, data_root, log_dir, args.train_csv, args.val_csv, resume=args.resume,
                       sampler=args.sampler, warmup_epochs=args.warmup_epochs, warmup_loss=args.warmup_loss,
                       mining=args.mining, symmetric=args.symmetric, pair_weight=args.pair_weight,
-                      head_bn=False if args.no_head_bn else (True if args.head_bn else None),
+                      head_bn=False if args.no_head_bn else (True if args.head_bn else None), select_metric=args.select_metric,
                       device="cpu" if args.no_cuda else None, model_path=args.model_path, save_state_dict=args.save,
                       keep_last=args.keep_last, overwrite=args.overwrite, progress=not args.no_progress)
     except NonFiniteLossError as exc:

@@ -184,3 +184,38 @@ def test_large_sketches_are_thickened_before_shrinking(tmp_path):
     ours = ImageDataset([path], "sketch", 32)[0]  # thickened at 512 px, then 512 -> 64 -> 32
     darkest = float(ours[0].min() * STD[0] + MEAN[0])  # back to [0, 1]
     assert plain > 0.9 and darkest < plain - 0.2  # the stroke survives as a visible line
+
+
+def test_photos_as_edge_maps_look_like_sketches(tmp_path):
+    root = make_tiny_dataset(tmp_path / "d", photos=(2, 1, 1))
+    df = read_index(root / "index_train.csv")
+    rgb = ImageDataset(df["image_file"].tolist(), "photo", 32)[0]
+    edges = ImageDataset(df["image_file"].tolist(), "photo", 32, photo_mode="edges")[0]
+    mean, std = torch.tensor(MEAN)[:, None, None], torch.tensor(STD)[:, None, None]
+    pixels = edges * std + mean  # back to [0, 1]
+    assert torch.allclose(pixels[0], pixels[1], atol=1e-5) and torch.allclose(pixels[1], pixels[2], atol=1e-5)
+    assert (pixels > 0.9).float().mean() > 0.5  # mostly white paper, dark lines
+    assert (pixels < 0.7).any() and not torch.allclose(edges, rgb)
+    pair = PairDataset(df, 32, photo_mode="edges")[0][1]
+    assert torch.allclose(pair, edges, atol=1e-5)  # training and evaluation see the same photo
+    with pytest.raises(ValueError, match="photo_mode must be one of"):
+        ImageDataset(df["image_file"].tolist(), "photo", 32, photo_mode="canny")
+
+
+def test_new_default_config_fields_keep_old_run_fingerprints(tmp_path):
+    import dataclasses
+    import hashlib
+    import json
+
+    from sbir_utils import study
+    from sbir_utils.config import TrainConfig
+    from sbir_utils.data.index import load_spec
+
+    spec = load_spec(make_tiny_dataset(tmp_path / "d", photos=(2, 1, 1)))
+    cfg = TrainConfig()
+    old = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "photo_mode"}  # as before the field existed
+    digest = hashlib.sha256(json.dumps([old, {}], sort_keys=True, default=str).encode())
+    for split in ("train", "val"):
+        digest.update(spec.csv(split).read_bytes())
+    assert study._fingerprint(cfg, {}, spec) == digest.hexdigest()
+    assert study._fingerprint(dataclasses.replace(cfg, photo_mode="edges"), {}, spec) != digest.hexdigest()

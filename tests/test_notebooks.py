@@ -10,8 +10,8 @@ from sbir_utils import pipeline
 NOTEBOOKS = pipeline.notebooks()
 
 
-def test_the_five_numbered_notebooks_exist():
-    assert [nb.name[:2] for nb in NOTEBOOKS] == ["01", "02", "03", "04", "05"]
+def test_the_six_numbered_notebooks_exist():
+    assert [nb.name[:2] for nb in NOTEBOOKS] == ["01", "02", "03", "04", "05", "06"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

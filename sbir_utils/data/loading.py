@@ -38,6 +38,7 @@ from .images import load_image
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 SAMPLERS = ("auto", "photo_unique", "pk", "random")
+PHOTO_MODES = ("rgb", "edges")
 
 _to_tensor = v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)])
 
@@ -52,6 +53,21 @@ def square(img: Image.Image, size: int, kind: str = "photo") -> Image.Image:
             img = img.filter(ImageFilter.MinFilter(k))
     fill = 255 if img.mode == "L" else (255, 255, 255)
     return ImageOps.pad(img, (size, size), method=Image.Resampling.BILINEAR, color=fill)
+
+
+def photo_input(photo: Image.Image, size: int, mode: str = "rgb") -> Image.Image:
+    """A photo squared to ``size`` as the model sees it: ``rgb`` as is, or ``edges``: Canny edges found at
+    twice ``size``, drawn black on white (``baselines.photo_to_sketchlike``) and thickened on the way
+    down as a sketch is (``square(kind="sketch")``), which brings the photo into the sketch's domain
+    before any learning."""
+    if mode not in PHOTO_MODES:
+        raise ValueError(f"photo_mode must be one of {PHOTO_MODES}, got {mode!r}")
+    if mode == "rgb":
+        return square(photo, size, "photo")
+    from ..baselines import photo_to_sketchlike
+
+    edges = photo_to_sketchlike(photo, "edges", size=2 * size, edge_size=2 * size)  # 1-px lines
+    return square(edges, size, "sketch")
 
 
 def to_tensor(img: Image.Image) -> torch.Tensor:
@@ -94,10 +110,11 @@ class PairDataset(Dataset):
         augment: sketch augmentation and pair mirroring, only when ``train``.
         cache_mb: keep up to this many MB of decoded, squared images in memory (per worker process;
             0 = decode every time).
+        photo_mode: ``rgb`` or ``edges`` (see :func:`photo_input`).
     """
 
     def __init__(self, df: pd.DataFrame, image_size: int, train: bool = False, augment: bool = True,
-                 cache_mb: int = 1024):
+                 cache_mb: int = 1024, photo_mode: str = "rgb"):
         for col in ("sketch_file", "image_file", "label"):
             if col not in df.columns:
                 raise ValueError(f"PairDataset needs column {col!r} (read the CSV with sbir_utils.data.index.read_index)")
@@ -105,6 +122,7 @@ class PairDataset(Dataset):
         self.image_files = df["image_file"].astype(str).tolist()
         self.labels, self.label_names = label_codes(df["label"].tolist())
         self.image_size = int(image_size)
+        self.photo_mode = photo_mode
         self.augment = SketchAugment() if (train and augment) else None
         self.flip = bool(train and augment)
         self._cache: dict[tuple[str, str], Image.Image] = {}
@@ -117,7 +135,9 @@ class PairDataset(Dataset):
         key = (path, kind)
         if key in self._cache:
             return self._cache[key]
-        img = square(load_image(path, kind=kind), 2 * self.image_size, kind)
+        img = load_image(path, kind=kind)
+        img = (square(img, 2 * self.image_size, kind) if kind == "sketch"
+               else photo_input(img, 2 * self.image_size, self.photo_mode))
         size = img.width * img.height * len(img.getbands())
         if size <= self._cache_left:
             self._cache[key] = img
@@ -139,21 +159,27 @@ class PairDataset(Dataset):
 class ImageDataset(Dataset):
     """Single images (queries or gallery) with the evaluation preprocessing: ``(3, H, W)`` tensors.
 
-    Args: paths: image files; kind: ``"sketch"`` or ``"photo"``; image_size: output side.
+    Args: paths: image files; kind: ``"sketch"`` or ``"photo"``; image_size: output side; photo_mode:
+    ``rgb`` or ``edges`` (photos only, see :func:`photo_input`).
     """
 
-    def __init__(self, paths: Sequence[str | Path], kind: str, image_size: int):
+    def __init__(self, paths: Sequence[str | Path], kind: str, image_size: int, photo_mode: str = "rgb"):
         if kind not in ("sketch", "photo"):
             raise ValueError(f"kind must be 'sketch' or 'photo', got {kind!r}")
+        if photo_mode not in PHOTO_MODES:
+            raise ValueError(f"photo_mode must be one of {PHOTO_MODES}, got {photo_mode!r}")
         self.paths = [str(p) for p in paths]
         self.kind = kind
         self.image_size = int(image_size)
+        self.photo_mode = photo_mode
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, i: int) -> torch.Tensor:
-        img = square(load_image(self.paths[i], kind=self.kind), 2 * self.image_size, self.kind)
+        img = load_image(self.paths[i], kind=self.kind)
+        img = (square(img, 2 * self.image_size, "sketch") if self.kind == "sketch"
+               else photo_input(img, 2 * self.image_size, self.photo_mode))
         return to_tensor(img.resize((self.image_size, self.image_size), Image.Resampling.BILINEAR))
 
 

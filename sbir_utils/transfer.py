@@ -1,0 +1,292 @@
+"""Real-data transfer: does what a model learns on the embedded set carry over to real sketches?
+
+The table (``sbir transfer``), on a fine-grained real index folder with train / val / test photos (e.g.
+``sbir index folders ../shared/data/shoes-real-dev --out DATA/shoes-transfer --test_fraction 0.5
+--val_fraction 0.2 --seed 0``: 80 train, 20 val, 100 test photos), each learned row over several seeds:
+
+* ``random`` and ``HOG`` (settings tuned on the real training split only);
+* ``scratch``: the model trained from random initialisation on the real training split;
+* ``zero-shot``: the model trained on the embedded fine-grained objects only (chosen on the embedded
+  validation split), applied to the real test split without seeing a real sketch;
+* ``fine-tuned``: the zero-shot model, then trained on the real training split (``--init_from``).
+
+Equal budget: ``scratch`` sees as many training pairs as ``zero-shot`` pre-training plus fine-tuning
+together (same model, same input size, so about the same compute); each row's measured minutes are
+reported beside it. Real runs choose ``best.pt`` by validation MRR (smoother than acc@1 on a small
+validation gallery); the test split is read once per checkpoint, after training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from . import paths, study
+from .config import TrainConfig, TransferConfig, load_profile
+from .data import sources
+from .data.index import DatasetSpec, IndexValidationError, load_spec, read_index
+from .fileio import atomic_write_text
+from .metrics import metric_name
+
+ROWS = ("random", "HOG", "scratch", "zero-shot", "fine-tuned")
+METRICS = ("acc@1", "acc@10", "mrr")
+GOAL = {"acc@1": 0.30, "acc@10": 0.75}  # issue 9, on a ~100-photo gallery of unseen shoes
+
+
+@dataclasses.dataclass
+class TransferPlan:
+    """One transfer table: a real fine-grained index folder, an output folder, the profile whose embedded
+    set and ``transfer`` section are used, and optional changes to that section."""
+
+    real_root: Path
+    out: Path
+    profile: str = "cpu"
+    changes: dict[str, Any] = dataclasses.field(default_factory=dict)  # TransferConfig fields
+
+    def settings(self) -> TransferConfig:
+        return dataclasses.replace(load_profile(self.profile).transfer, **self.changes)
+
+
+def base_config(plan: TransferPlan) -> TrainConfig:
+    """The profile's TrainConfig for the transfer model, with the transfer section's settings."""
+    t, profile = plan.settings(), load_profile(plan.profile)
+    cfg = profile.aafg if t.model == "aafg" else profile.convnext
+    changes: dict[str, Any] = {"model": t.model, "backbone": t.backbone, "image_size": t.image_size,
+                               "batch_size": t.batch_size, "lr": t.lr, "temperature": t.temperature,
+                               "photo_mode": t.photo_mode}
+    if t.model == "convnext_infonce":
+        changes["loss"] = "infonce"
+    return dataclasses.replace(cfg, **changes)
+
+
+def _n_train_pairs(spec: DatasetSpec) -> int:
+    return len(read_index(spec.csv("train"), spec))
+
+
+def scratch_epochs(epochs: int, pretrain_epochs: int, n_real: int, n_embedded: int) -> int:
+    """Real epochs that see as many training pairs as ``pretrain_epochs`` embedded plus ``epochs`` real ones."""
+    return epochs + math.ceil(pretrain_epochs * n_embedded / n_real)
+
+
+def _test_metrics(ckpt: str, real_root: Path) -> dict[str, float]:
+    from .engine import evaluate
+
+    res = evaluate(ckpt, real_root, "index_test.csv", rerank_k=0)
+    return {m: float(res["stage1"][m]) for m in METRICS} | {"n_queries": res["stage1"]["n_queries"],
+                                                           "n_gallery": res["stage1"]["n_gallery"]}
+
+
+def run_transfer(plan: TransferPlan, progress: bool = False) -> pd.DataFrame:
+    """Train and evaluate every row of the table; returns one row per (method, seed) and writes
+    ``transfer_runs.csv``, ``transfer.csv`` (mean and sd) and ``transfer.md`` into ``plan.out``.
+    Finished runs with unchanged settings are reused (``study.train_once``)."""
+    from . import evaluation
+
+    real = load_spec(plan.real_root)
+    if real.protocol != "fine":
+        raise ValueError(f"{real.index_dir}: the transfer table needs a fine-grained index (protocol "
+                         f"{real.protocol!r})")
+    if not real.csv("test").is_file():
+        raise FileNotFoundError(f"{real.csv('test')}: missing; the transfer table evaluates on the test split")
+    embedded = sources.object_spec(plan.profile, "embedded", protocol="fine")
+    n_real, n_emb = _n_train_pairs(real), _n_train_pairs(embedded)
+    base, t = base_config(plan), plan.settings()
+    e_scratch = scratch_epochs(t.epochs, t.pretrain_epochs, n_real, n_emb)
+    rows: list[dict[str, Any]] = []
+
+    train_df, test_df = read_index(real.csv("train"), real), read_index(real.csv("test"), real)
+    for seed in t.seeds:
+        per_query, best, nq, ng = evaluation.baseline_per_query(train_df, test_df, seed=seed)
+        for label, frame in per_query.items():
+            name = "random" if label == "random" else "HOG"
+            if name == "HOG" and seed != t.seeds[0]:
+                continue  # deterministic: one row
+            vals = {metric_name(c): float(frame[c].mean()) for c in frame.columns if c != "rank"}
+            rows.append({"method": name, "seed": seed if name == "random" else None,
+                         **{m: vals[m] for m in METRICS}, "n_queries": nq, "n_gallery": ng,
+                         "train_minutes": 0.0, "pairs_seen": 0,
+                         "detail": label if name == "HOG" else "uniform random scores"})
+
+    runs = plan.out / "runs"
+    for seed in t.seeds:
+        pre_cfg = dataclasses.replace(base, seed=seed, epochs=t.pretrain_epochs)
+        pre = study.train_once(pre_cfg, embedded, runs / "pretrain" / f"seed{seed}", {"select_metric": "mrr"},
+                               {"row": "pretrain", "seed": seed}, progress)
+        fine_cfg = dataclasses.replace(base, seed=seed, epochs=t.epochs)
+        fine = study.train_once(fine_cfg, real, runs / "fine-tuned" / f"seed{seed}",
+                                {"select_metric": "mrr", "model_path": pre["best_checkpoint"]},
+                                {"row": "fine-tuned", "seed": seed, "init_from": pre["best_checkpoint"]}, progress)
+        scr_cfg = dataclasses.replace(base, seed=seed, epochs=e_scratch)
+        scr = study.train_once(scr_cfg, real, runs / "scratch" / f"seed{seed}", {"select_metric": "mrr"},
+                               {"row": "scratch", "seed": seed}, progress)
+        for name, summary, minutes, pairs, detail in (
+            ("scratch", scr, scr["wall_time_s"] / 60, e_scratch * n_real, f"{e_scratch} real epochs"),
+            ("zero-shot", pre, pre["wall_time_s"] / 60, t.pretrain_epochs * n_emb,
+             f"{t.pretrain_epochs} embedded epochs, no real sketch"),
+            ("fine-tuned", fine, pre["wall_time_s"] / 60 + fine["wall_time_s"] / 60,
+             t.pretrain_epochs * n_emb + t.epochs * n_real,
+             f"{t.pretrain_epochs} embedded + {t.epochs} real epochs"),
+        ):
+            m = _test_metrics(summary["best_checkpoint"], real.index_dir)
+            rows.append({"method": name, "seed": seed, **m, "train_minutes": minutes, "pairs_seen": pairs,
+                         "best_epoch": summary["best_epoch"], "detail": detail})
+            print(f"{name} seed {seed}: acc@1 {m['acc@1']:.3f} acc@10 {m['acc@10']:.3f} mrr {m['mrr']:.3f} "
+                  f"({minutes:.1f} min)", file=sys.stderr)
+
+    long = pd.DataFrame(rows)
+    summary_table = summarise(long)
+    plan.out.mkdir(parents=True, exist_ok=True)
+    long.to_csv(plan.out / "transfer_runs.csv", index=False)
+    summary_table.to_csv(plan.out / "transfer.csv", index=False)
+    atomic_write_text(plan.out / "transfer.md", markdown(summary_table, plan, base, n_real, n_emb))
+    return long
+
+
+def summarise(long: pd.DataFrame) -> pd.DataFrame:
+    """Mean and standard deviation over seeds per method, in ``ROWS`` order."""
+    out = []
+    for method in ROWS:
+        g = long[long["method"] == method]
+        if g.empty:
+            continue
+        row: dict[str, Any] = {"method": method, "seeds": int(g["seed"].notna().sum()) or 1}
+        for m in METRICS:
+            row[m] = g[m].mean()
+            row[f"{m}_sd"] = g[m].std(ddof=1) if len(g) > 1 else float("nan")
+        row["train_minutes"] = g["train_minutes"].mean()
+        row["pairs_seen"] = int(g["pairs_seen"].mean())
+        row["n_gallery"] = int(g["n_gallery"].iloc[0])
+        row["detail"] = g["detail"].iloc[0]
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def markdown(table: pd.DataFrame, plan: TransferPlan, cfg: TrainConfig, n_real: int, n_emb: int) -> str:
+    """The table as Markdown, with the settings and the goal."""
+    t = plan.settings()
+    lines = ["| method | seeds | acc@1 | acc@10 | MRR | CPU training (min) | training pairs seen | detail |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in table.to_dict("records"):
+        cells = [f"{r[m]:.3f}" + ("" if math.isnan(r[f"{m}_sd"]) else f" ± {r[f'{m}_sd']:.3f}") for m in METRICS]
+        lines.append(f"| {r['method']} | {r['seeds']} | {' | '.join(cells)} | {r['train_minutes']:.1f} | "
+                     f"{r['pairs_seen']} | {r['detail']} |")
+    head = (f"Real-data transfer on `{plan.real_root}` (gallery {int(table['n_gallery'].iloc[0])} test photos; "
+            f"{n_real} real / {n_emb} embedded training pairs). Model: {cfg.model}, backbone {cfg.backbone}, "
+            f"{cfg.image_size} px, photos {cfg.photo_mode}, loss {cfg.loss}, batch {cfg.batch_size}, lr {cfg.lr}, profile `{plan.profile}`. "
+            f"Mean ± sd over seeds {list(t.seeds)}. Goal: acc@1 >= {GOAL['acc@1']:.2f}, "
+            f"acc@10 >= {GOAL['acc@10']:.2f}.")
+    return head + "\n\n" + "\n".join(lines) + "\n"
+
+
+# ---- notebook 06 -------------------------------------------------------------------------------------
+
+HOW_TO = """No real fine-grained data was given, so there is nothing to transfer to. With a real set, e.g. the
+200-shoe set described in the README:
+
+    sbir index folders PATH/shoes-real-dev --out DATA/shoes-transfer --test_fraction 0.5 --val_fraction 0.2 --seed 0
+    make reproduce DATASET=shoes-transfer DATA_ROOT=DATA/shoes-transfer      # or: sbir transfer --real_root ... --out ...
+"""
+
+
+def transfer_dir(profile: str, dataset: str) -> Path:
+    """Where notebook 06 keeps the transfer runs and table of ``dataset`` (``runs/<profile>/<dataset>/transfer``)."""
+    return paths.runs_dir() / profile / dataset / "transfer"
+
+
+def applicable(dataset: str, data_root: str | Path | None) -> tuple[bool, str]:
+    """Whether the transfer table can be built for this notebook's data, and if not, why."""
+    if dataset == "embedded" or data_root is None:
+        return False, HOW_TO
+    try:
+        spec = load_spec(data_root)
+    except (FileNotFoundError, ValueError) as exc:
+        return False, f"{data_root}: {exc}"
+    if spec.protocol != "fine":
+        return False, f"{spec.index_dir}: protocol {spec.protocol!r}; the transfer table needs fine-grained data"
+    if not spec.csv("test").is_file():
+        return False, f"{spec.csv('test')}: missing; the transfer table evaluates on the test split"
+    return True, ""
+
+
+def load_table(out: str | Path) -> pd.DataFrame | None:
+    """``transfer.csv`` of a finished table, or None."""
+    f = Path(out) / "transfer.csv"
+    return pd.read_csv(f) if f.is_file() else None
+
+
+def plot_table(table: pd.DataFrame) -> plt.Figure:
+    """acc@1 and acc@10 per method (mean, error bar = sd over seeds), the goal as a dashed line."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
+    for ax, m in zip(axes, ("acc@1", "acc@10")):
+        ax.bar(table["method"], table[m], yerr=table[f"{m}_sd"].fillna(0), capsize=4, color="#4c72b0")
+        ax.axhline(GOAL[m], ls="--", color="#c44e52", label=f"goal {GOAL[m]:.2f}")
+        ax.set_title(f"{m} on real test shoes (gallery {int(table['n_gallery'].iloc[0])})")
+        ax.set_ylim(0, 1)
+        ax.tick_params(axis="x", rotation=20)
+        ax.legend(loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def learning_curves(out: str | Path, metric: str = "val_mrr") -> plt.Figure:
+    """Validation ``metric`` per epoch of the scratch and fine-tuned runs (every seed)."""
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for name, color in (("scratch", "#55a868"), ("fine-tuned", "#4c72b0")):
+        for i, f in enumerate(sorted((Path(out) / "runs" / name).glob("seed*/metrics.csv"))):
+            h = pd.read_csv(f)
+            ax.plot(h["epoch"], h[metric], color=color, alpha=0.8, label=name if i == 0 else None)
+    ax.set_xlabel("real-data epoch")
+    ax.set_ylabel(metric)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+# ---- CLI ---------------------------------------------------------------------------------------------
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--real_root", required=True, metavar="DIR",
+                        help="fine-grained index folder with index_train/val/test.csv (e.g. from 'sbir index folders')")
+    parser.add_argument("--out", required=True, metavar="DIR", help="where the runs and transfer.{csv,md} go")
+    parser.add_argument("--profile", default="cpu",
+                        help="profile whose embedded set and 'transfer' section are used (default cpu)")
+    g = parser.add_argument_group("changes to the profile's transfer section")
+    g.add_argument("--seeds", type=int, nargs="+")
+    g.add_argument("--model", choices=("aafg", "convnext_infonce"))
+    g.add_argument("--backbone")
+    g.add_argument("--epochs", type=int, help="real-data epochs of the fine-tuned row")
+    g.add_argument("--pretrain_epochs", type=int, help="embedded-set pre-training epochs")
+    g.add_argument("--temp", type=float, dest="temperature", help="InfoNCE temperature")
+    g.add_argument("--image_size", type=int)
+    g.add_argument("--photo_mode", choices=("rgb", "edges"))
+    g.add_argument("--batch_size", type=int)
+    g.add_argument("--lr", type=float)
+    parser.add_argument("--progress", action="store_true", help="progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    names = [f.name for f in dataclasses.fields(TransferConfig)]
+    changes = {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
+    for name in ("epochs", "pretrain_epochs", "image_size", "batch_size"):
+        if name in changes and changes[name] < 1:
+            print(f"sbir transfer: error: --{name} must be >= 1, got {changes[name]}", file=sys.stderr)
+            return 2
+    plan = TransferPlan(Path(args.real_root), Path(args.out), args.profile, changes)
+    t0 = time.perf_counter()
+    try:
+        run_transfer(plan, progress=args.progress)
+    except (FileNotFoundError, ValueError, IndexValidationError) as exc:
+        print(f"sbir transfer: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    print((plan.out / "transfer.md").read_text())
+    print(json.dumps({"out": str(plan.out), "minutes": round((time.perf_counter() - t0) / 60, 1)}))
+    return 0

@@ -1,0 +1,89 @@
+"""The real-data transfer table (``sbir transfer``) at smoke size, on a tiny synthetic "real" index."""
+
+import json
+
+import pandas as pd
+import pytest
+from test_loading import make_tiny_dataset
+
+from sbir_utils import cli, transfer
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv("SBIR_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SBIR_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return tmp_path
+
+
+def test_equal_budget_epochs():
+    # 4 embedded epochs of 300 pairs = 1200 pairs = 5 real epochs of 240
+    assert transfer.scratch_epochs(10, 4, n_real=240, n_embedded=300) == 15
+    assert transfer.scratch_epochs(10, 1, n_real=240, n_embedded=300) == 12  # rounded up, never less
+
+
+def test_transfer_table_rows_budgets_and_reuse(env, capsys):
+    real = make_tiny_dataset(env / "real", photos=(6, 3, 5), sketches=2, size=48)
+    out = env / "transfer"
+    argv = ["transfer", "--real_root", str(real), "--out", str(out), "--profile", "smoke", "--seeds", "0",
+            "--epochs", "1", "--pretrain_epochs", "1", "--image_size", "32"]
+    assert cli.main(argv) == 0
+    runs = pd.read_csv(out / "transfer_runs.csv")
+    assert set(runs["method"]) == set(transfer.ROWS)
+    assert (runs["n_gallery"] == 5).all() and (runs["n_queries"] == 10).all()
+    for m in transfer.METRICS:
+        assert runs[m].between(0, 1).all()
+    learned = runs.set_index("method").loc[["scratch", "fine-tuned"]]
+    assert learned.loc["scratch", "pairs_seen"] >= learned.loc["fine-tuned", "pairs_seen"]
+    # the fine-tuned run started from the pre-trained run's best checkpoint
+    plan = json.loads((out / "runs" / "fine-tuned" / "seed0" / "plan.json").read_text())
+    assert plan["run"]["init_from"].endswith("pretrain/seed0/checkpoints/best.pt")
+    table = pd.read_csv(out / "transfer.csv")
+    assert list(table["method"]) == list(transfer.ROWS)
+    md = (out / "transfer.md").read_text()
+    assert "| fine-tuned |" in md and "Goal: acc@1 >= 0.30" in md
+    assert transfer.applicable("tiny", real) == (True, "")
+    assert len(transfer.plot_table(table).axes) == 2
+    assert len(transfer.learning_curves(out).axes[0].lines) == 2  # scratch and fine-tuned, one seed
+    # a second call reuses every finished run
+    stamp = {r: (out / "runs" / r / "seed0" / "summary.json").stat().st_mtime_ns for r in ("scratch", "fine-tuned")}
+    assert cli.main(argv) == 0
+    assert (out / "runs" / "scratch" / "seed0" / "summary.json").stat().st_mtime_ns == stamp["scratch"]
+    assert (out / "runs" / "fine-tuned" / "seed0" / "summary.json").stat().st_mtime_ns == stamp["fine-tuned"]
+    # ... unless the checkpoint it was initialised from changed: then it is trained again
+    (out / "runs" / "pretrain" / "seed0" / "checkpoints" / "best.pt").write_bytes(
+        (out / "runs" / "fine-tuned" / "seed0" / "checkpoints" / "best.pt").read_bytes())
+    (out / "runs" / "pretrain" / "seed0" / "summary.json").touch()
+    assert cli.main(argv) == 0
+    assert (out / "runs" / "fine-tuned" / "seed0" / "summary.json").stat().st_mtime_ns != stamp["fine-tuned"]
+
+
+def test_transfer_refuses_a_category_index_and_names_it(env, capsys):
+    real = make_tiny_dataset(env / "cat", protocol="category")
+    ok, why = transfer.applicable("cat", real)
+    assert not ok and "fine-grained" in why
+    assert not transfer.applicable("embedded", None)[0]
+    code = cli.main(["transfer", "--real_root", str(real), "--out", str(env / "o"), "--profile", "smoke"])
+    err = capsys.readouterr().err
+    assert code == 2 and "fine-grained" in err and str(real) in err
+
+
+def test_init_from_is_the_model_path_flag():
+    import argparse
+
+    from sbir_utils import train_cli
+
+    parser = argparse.ArgumentParser()
+    train_cli.add_arguments(parser)
+    args = parser.parse_args(["--data_root", "x", "--init_from", "a.pt", "--select_metric", "mrr"])
+    assert args.model_path == "a.pt" and args.select_metric == "mrr"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--data_root", "x", "--select_metric", "nonsense"])
+
+
+def test_profile_transfer_section_and_cli_changes():
+    plan = transfer.TransferPlan(None, None, "cpu", {"epochs": 5, "temperature": 0.1})
+    t, cfg = plan.settings(), transfer.base_config(plan)
+    assert (t.epochs, t.pretrain_epochs) == (5, 20)
+    assert (cfg.model, cfg.loss, cfg.temperature, cfg.backbone) == ("convnext_infonce", "infonce", 0.1, t.backbone)
