@@ -50,6 +50,9 @@ TEST_ENV := HF_HUB_OFFLINE=1 SBIR_DATA_DIR=$(CURDIR)/build/test/data \
 test: $(STAMP) ## Unit tests, nbval over the notebooks (smoke defaults) and one end-to-end smoke reproduce
 	$(TEST_ENV) $(PY) -m pytest -q --durations=10 --nbval-lax --nbval-kernel-name $(KERNEL) tests notebooks
 
+bench: $(STAMP) ## Run the benchmark suite and write BENCHMARKS.md
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/bench.py $(BENCH_ARGS)
+
 lint: $(STAMP) ## ruff over the package, tests and notebooks
 	$(PY) -m ruff check sbir_utils tests
 
