@@ -35,6 +35,21 @@ from bench_measure import GB, ROOT, loadavg, log, worker_main
 from bench_report import plot, render, training_rows, write_csv
 
 
+def cpu_busy_seconds() -> float:
+    """CPU seconds the whole machine spent busy since boot (all processes; /proc/stat)."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0.0
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def git_commit() -> str:
     """Short HEAD commit, ``-dirty`` when tracked files changed."""
     try:
@@ -82,7 +97,8 @@ def run_worker(kind: str, spec: dict[str, Any], args: argparse.Namespace, tmp: P
 
     log(f"{kind} {json.dumps({k: v for k, v in spec.items() if k in ('profile', 'family', 'sizes')})} "
         f"{env_over or ''} (load {loadavg()})")
-    t0 = time.perf_counter()
+    t0, busy0, ours0 = time.perf_counter(), cpu_busy_seconds(), children_cpu_seconds()
+    load0 = loadavg()
     try:
         proc = subprocess.run(cmd, env=env, cwd=ROOT, preexec_fn=cap, timeout=args.worker_timeout)
         rc = proc.returncode
@@ -94,6 +110,9 @@ def run_worker(kind: str, spec: dict[str, Any], args: argparse.Namespace, tmp: P
     else:
         out = {"error": f"worker ended without a result (exit {rc}; killed for memory or time?)"}
     out["worker_wall_s"] = wall
+    ours = children_cpu_seconds() - ours0
+    out["cpu"] = {"ours_cores": ours / wall, "load_start": load0[0],
+                  "others_cores": max(0.0, cpu_busy_seconds() - busy0 - ours) / wall}
     if "error" in out:
         log(f"{kind} failed: {out['error']}")
     return out
