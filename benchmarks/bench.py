@@ -217,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="OpenMP waiting of the measurement processes: 'passive' sets OMP_WAIT_POLICY=PASSIVE "
                         "(spinning threads on a shared CPU can slow torch down many times); 'auto' (default) = "
                         "passive when the 1-min load at start is at least half the cores, else the default")
+    p.add_argument("--from_json", default=None, help="only re-render the report from a bench.json (no measuring)")
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     p.add_argument("--_worker", help=argparse.SUPPRESS)
     p.add_argument("--_spec", help=argparse.SUPPRESS)
@@ -225,6 +226,16 @@ def main(argv: list[str] | None = None) -> int:
     if args._worker:
         return worker_main(args._worker, args._spec, args._result)
 
+    if args.from_json:  # re-render the report from stored results (no measuring)
+        res = json.loads(Path(args.from_json).read_text())
+        res["rendered"] = datetime.datetime.now().isoformat(timespec="seconds")
+    else:
+        res = measure(args, argv)
+    return write(res, args)
+
+
+def measure(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
+    """Run every measurement process and collect their results."""
     t_start = time.perf_counter()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     sys.path.insert(0, str(ROOT))
@@ -286,7 +297,14 @@ def main(argv: list[str] | None = None) -> int:
     res["load_max"] = max(loads + [res["load_end"][0]])
     res["runtime_s"] = time.perf_counter() - t_start
 
+    return res
+
+
+def write(res: dict[str, Any], args: argparse.Namespace) -> int:
+    """CSV files, the plot, bench.json and the markdown report; exit status 1 when a part failed."""
     out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    res["training_rows"] = training_rows(res["models"])
     write_csv(out / "training.csv", res["training_rows"])
     rrows = (res.get("retrieval") or {}).get("rows", [])
     if rrows:
