@@ -31,11 +31,12 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from . import paths, study
+from .baselines import random_scores
 from .config import TrainConfig, TransferConfig, load_profile
 from .data import sources
 from .data.index import DatasetSpec, IndexValidationError, load_spec, read_index
 from .fileio import atomic_write_text
-from .metrics import metric_name
+from .metrics import metric_name, per_query_metrics
 
 ROWS = ("random", "HOG", "scratch", "zero-shot", "fine-tuned")
 METRICS = ("acc@1", "acc@10", "mrr")
@@ -98,23 +99,23 @@ def run_transfer(plan: TransferPlan, progress: bool = False) -> pd.DataFrame:
     if not real.csv("test").is_file():
         raise FileNotFoundError(f"{real.csv('test')}: missing; the transfer table evaluates on the test split")
     embedded = sources.object_spec(plan.profile, "embedded", protocol="fine")
-    n_real, n_emb = _n_train_pairs(real), _n_train_pairs(embedded)
+    n_emb = _n_train_pairs(embedded)
     base, t = base_config(plan), plan.settings()
-    e_scratch = scratch_epochs(t.epochs, t.pretrain_epochs, n_real, n_emb)
     rows: list[dict[str, Any]] = []
 
     train_df, test_df = read_index(real.csv("train"), real), read_index(real.csv("test"), real)
-    for seed in t.seeds:
-        per_query, best, nq, ng = evaluation.baseline_per_query(train_df, test_df, seed=seed)
-        for label, frame in per_query.items():
-            name = "random" if label == "random" else "HOG"
-            if name == "HOG" and seed != t.seeds[0]:
-                continue  # deterministic: one row
-            vals = {metric_name(c): float(frame[c].mean()) for c in frame.columns if c != "rank"}
-            rows.append({"method": name, "seed": seed if name == "random" else None,
-                         **{m: vals[m] for m in METRICS}, "n_queries": nq, "n_gallery": ng,
-                         "train_minutes": 0.0, "pairs_seen": 0,
-                         "detail": label if name == "HOG" else "uniform random scores"})
+    n_real = len(train_df)
+    e_scratch = scratch_epochs(t.epochs, t.pretrain_epochs, n_real, n_emb)
+    _, _, relevant = evaluation.retrieval_task(test_df)
+    per_query, _, nq, ng = evaluation.baseline_per_query(train_df, test_df, seed=t.seeds[0])  # HOG tuned once
+    hog_label = next(label for label in per_query if label != "random")
+    baselines = [("HOG", None, per_query[hog_label], hog_label)]
+    baselines += [("random", seed, per_query_metrics(random_scores(nq, ng, seed), relevant), "uniform random scores")
+                  for seed in t.seeds]
+    for name, seed, frame, detail in baselines:
+        vals = {metric_name(c): float(frame[c].mean()) for c in frame.columns if c != "rank"}
+        rows.append({"method": name, "seed": seed, **{m: vals[m] for m in METRICS}, "n_queries": nq,
+                     "n_gallery": ng, "train_minutes": 0.0, "pairs_seen": 0, "detail": detail})
 
     runs = plan.out / "runs"
     for seed in t.seeds:
