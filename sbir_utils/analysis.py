@@ -565,8 +565,8 @@ def plot_attention(checkpoint: str | Path, pairs: Sequence[tuple[str, str]], siz
     """For each (sketch, photo) pair: the sketch's and the photo's self-attention maps and, with
     cross-attention, the photo positions the sketch attends to, upsampled over the images."""
     model, cfg, _ = engine.load_model(checkpoint)
-    sketches = torch.stack([ImageDataset([s], "sketch", cfg.image_size)[0] for s, _ in pairs])
-    photos = torch.stack([ImageDataset([p], "photo", cfg.image_size, cfg.photo_mode)[0] for _, p in pairs])
+    sketches = torch.stack([ImageDataset([s], "sketch", cfg.image_size, image_cache=None)[0] for s, _ in pairs])
+    photos = torch.stack([ImageDataset([p], "photo", cfg.image_size, cfg.photo_mode, image_cache=None)[0] for _, p in pairs])
     maps = {"sketch self": attention_map(model, sketches), "photo self": attention_map(model, photos)}
     if getattr(model, "cross_attn", None) is not None:
         maps["sketch -> photo"] = attention_map(model, sketches, photos)

@@ -2,7 +2,7 @@
 in different directories, so every path is computed from the package location.
 
 Environment overrides (used by tests and ``make reproduce REPORTS_DIR=...``):
-``SBIR_DATA_DIR``, ``SBIR_RUNS_DIR``, ``SBIR_REPORTS_DIR``.
+``SBIR_DATA_DIR``, ``SBIR_RUNS_DIR``, ``SBIR_REPORTS_DIR``, ``SBIR_IMAGE_CACHE_DIR`` (``off`` disables it).
 """
 
 from __future__ import annotations
@@ -31,6 +31,15 @@ def data_dir() -> Path:
 def runs_dir() -> Path:
     """Where training runs (logs, checkpoints) live (``runs/`` unless ``SBIR_RUNS_DIR`` is set)."""
     return _env_path("SBIR_RUNS_DIR", PROJECT_ROOT / "runs")
+
+
+def image_cache_dir() -> Path | None:
+    """Where decoded, preprocessed images are kept (``data/.image_cache`` unless ``SBIR_IMAGE_CACHE_DIR``
+    is set; ``SBIR_IMAGE_CACHE_DIR=off`` turns the store off). See ``data.image_store``."""
+    value = os.environ.get("SBIR_IMAGE_CACHE_DIR", "")
+    if value.strip().lower() in ("off", "none", "0"):
+        return None
+    return _env_path("SBIR_IMAGE_CACHE_DIR", data_dir() / ".image_cache")
 
 
 def reports_dir() -> Path:

@@ -165,14 +165,15 @@ def test_bad_input_is_named():
         make_batch_sampler(pd.DataFrame({"image_file": ["a"], "label": ["a"]}), 2, "balanced")
 
 
-def test_decoded_image_cache_is_bounded(tiny):
+def test_each_file_has_one_slot_in_the_image_store(tiny, tmp_path):
     df = read_index(tiny / "index_train.csv")
-    cached = PairDataset(df, 32, train=False)
-    none = PairDataset(df, 32, train=False, cache_mb=0)
+    cached = PairDataset(df, 32, train=False, image_cache=tmp_path / "store")
+    none = PairDataset(df, 32, train=False, image_cache=None)
     for i in range(len(df)):
-        assert torch.equal(cached[i][0], none[i][0])
-    assert len(cached._cache) == df["sketch_file"].nunique() + df["image_file"].nunique()
-    assert len(none._cache) == 0
+        assert torch.equal(cached[i][0], none[i][0]) and torch.equal(cached[i][1], none[i][1])
+    assert len(cached._sketches.store) == df["sketch_file"].nunique()
+    assert len(cached._photos.store) == df["image_file"].nunique()
+    assert none._sketches.store is None and none._photos.store is None
 
 
 def test_large_sketches_are_thickened_before_shrinking(tmp_path):

@@ -33,6 +33,7 @@ from PIL import Image, ImageFilter, ImageOps
 from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision.transforms import v2
 
+from .image_store import open_store
 from .images import load_image
 
 MEAN = (0.485, 0.456, 0.406)
@@ -108,16 +109,19 @@ class PairDataset(Dataset):
         image_size: output side in pixels.
         train: training mode (enables ``augment``).
         augment: sketch augmentation and pair mirroring, only when ``train``.
-        cache_mb: keep up to this many MB of decoded, squared images in memory (per worker process;
-            0 = decode every time).
         photo_mode: ``rgb`` or ``edges`` (see :func:`photo_input`).
+        image_cache: folder of the decode-once image store (``data.image_store``), ``"default"`` for
+            ``paths.image_cache_dir()``, or None to decode every time. Each file is decoded and squared
+            to twice ``image_size`` once; augmentation and the final resize run on every read.
     """
 
     def __init__(self, df: pd.DataFrame, image_size: int, train: bool = False, augment: bool = True,
-                 cache_mb: int = 1024, photo_mode: str = "rgb"):
+                 photo_mode: str = "rgb", image_cache: str | Path | None = "default"):
         for col in ("sketch_file", "image_file", "label"):
             if col not in df.columns:
                 raise ValueError(f"PairDataset needs column {col!r} (read the CSV with sbir_utils.data.index.read_index)")
+        if photo_mode not in PHOTO_MODES:
+            raise ValueError(f"photo_mode must be one of {PHOTO_MODES}, got {photo_mode!r}")
         self.sketch_files = df["sketch_file"].astype(str).tolist()
         self.image_files = df["image_file"].astype(str).tolist()
         self.labels, self.label_names = label_codes(df["label"].tolist())
@@ -125,28 +129,17 @@ class PairDataset(Dataset):
         self.photo_mode = photo_mode
         self.augment = SketchAugment() if (train and augment) else None
         self.flip = bool(train and augment)
-        self._cache: dict[tuple[str, str], Image.Image] = {}
-        self._cache_left = int(cache_mb) * 2**20
+        root = _cache_root(image_cache)
+        base = 2 * self.image_size
+        self._sketches = _Images(sorted(set(self.sketch_files)), "sketch", base, photo_mode, root)
+        self._photos = _Images(sorted(set(self.image_files)), "photo", base, photo_mode, root)
 
     def __len__(self) -> int:
         return len(self.sketch_files)
 
-    def _base(self, path: str, kind: str) -> Image.Image:
-        key = (path, kind)
-        if key in self._cache:
-            return self._cache[key]
-        img = load_image(path, kind=kind)
-        img = (square(img, 2 * self.image_size, kind) if kind == "sketch"
-               else photo_input(img, 2 * self.image_size, self.photo_mode))
-        size = img.width * img.height * len(img.getbands())
-        if size <= self._cache_left:
-            self._cache[key] = img
-            self._cache_left -= size
-        return img
-
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-        sketch = self._base(self.sketch_files[i], "sketch")
-        photo = self._base(self.image_files[i], "photo")
+        sketch = self._sketches.image(self.sketch_files[i])
+        photo = self._photos.image(self.image_files[i])
         if self.augment is not None:
             sketch = self.augment(sketch)
         if self.flip and float(torch.rand(())) < 0.5:
@@ -160,10 +153,12 @@ class ImageDataset(Dataset):
     """Single images (queries or gallery) with the evaluation preprocessing: ``(3, H, W)`` tensors.
 
     Args: paths: image files; kind: ``"sketch"`` or ``"photo"``; image_size: output side; photo_mode:
-    ``rgb`` or ``edges`` (photos only, see :func:`photo_input`).
+    ``rgb`` or ``edges`` (photos only, see :func:`photo_input`); image_cache: as in :class:`PairDataset`
+    (here the final ``image_size`` image is stored, so a second pass only normalises).
     """
 
-    def __init__(self, paths: Sequence[str | Path], kind: str, image_size: int, photo_mode: str = "rgb"):
+    def __init__(self, paths: Sequence[str | Path], kind: str, image_size: int, photo_mode: str = "rgb",
+                 image_cache: str | Path | None = "default"):
         if kind not in ("sketch", "photo"):
             raise ValueError(f"kind must be 'sketch' or 'photo', got {kind!r}")
         if photo_mode not in PHOTO_MODES:
@@ -172,15 +167,47 @@ class ImageDataset(Dataset):
         self.kind = kind
         self.image_size = int(image_size)
         self.photo_mode = photo_mode
+        self._images = _Images(sorted(set(self.paths)), kind, self.image_size, photo_mode,
+                               _cache_root(image_cache), final=True)
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, i: int) -> torch.Tensor:
-        img = load_image(self.paths[i], kind=self.kind)
-        img = (square(img, 2 * self.image_size, "sketch") if self.kind == "sketch"
-               else photo_input(img, 2 * self.image_size, self.photo_mode))
-        return to_tensor(img.resize((self.image_size, self.image_size), Image.Resampling.BILINEAR))
+        return to_tensor(self._images.image(self.paths[i]))
+
+
+def _cache_root(image_cache: str | Path | None) -> Path | None:
+    if isinstance(image_cache, str) and image_cache == "default":
+        from ..paths import image_cache_dir
+
+        return image_cache_dir()
+    return None if image_cache is None else Path(image_cache)
+
+
+class _Images:
+    """Preprocessed images by path: squared to ``size`` (``final=False``: the training base at twice the
+    output size) or squared at twice ``size`` and resized to ``size`` (``final=True``: what the model
+    sees at evaluation), from an :class:`~.image_store.ImageStore` when ``root`` is set."""
+
+    def __init__(self, paths: list[str], kind: str, size: int, photo_mode: str, root: Path | None,
+                 final: bool = False):
+        self.kind, self.size, self.photo_mode, self.final = kind, size, photo_mode, final
+        self.slot = {p: j for j, p in enumerate(paths)}
+        channels = 1 if (kind == "sketch" or photo_mode == "edges") else 3
+        prep = f"{kind}:{'rgb' if kind == 'sketch' else photo_mode}:{'final' if final else 'base'}:{size}"
+        self.store = open_store(paths, prep, self.make, size, channels, root)
+
+    def make(self, path: str) -> Image.Image:
+        img = load_image(path, kind=self.kind)
+        side = 2 * self.size if self.final else self.size
+        img = square(img, side, "sketch") if self.kind == "sketch" else photo_input(img, side, self.photo_mode)
+        if self.final:
+            img = img.resize((self.size, self.size), Image.Resampling.BILINEAR)
+        return img
+
+    def image(self, path: str) -> Image.Image:
+        return self.make(path) if self.store is None else self.store.image(self.slot[path])
 
 
 # ---- batch samplers ----------------------------------------------------------------------------------
