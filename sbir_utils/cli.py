@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("sbir_utils.train_cli", "train AAFG or ConvNeXt-InfoNCE (the seeds' flags)"),
     "eval": ("sbir_utils.eval_cli", "evaluate a checkpoint on a test index (the seeds' flags)"),
     "transfer": ("sbir_utils.transfer", "real-data transfer table: scratch vs embedded pre-training vs zero-shot"),
+    "embed": ("sbir_utils.gallery_index", "encode a large photo collection in shards, build an index, search it"),
     "reproduce": ("sbir_utils.pipeline", "run the whole study: data, notebooks 01-06, HTML reports"),
 }
 
