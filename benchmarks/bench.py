@@ -12,8 +12,9 @@ channels-last, bf16, ``torch.compile``, batch size, inference mode, loader worke
 
 Every measurement runs in its own subprocess (its peak RSS is that measurement's) under an
 address-space limit, so that a configuration too large for the machine fails instead of waking the
-OOM killer. Nothing here is hard-coded: every number in the report is measured by this run or read
-from a file it names.
+OOM killer, and with a fresh, empty decode-once image store (``SBIR_IMAGE_CACHE_DIR`` in the run's
+temporary folder): every measurement starts cold, and nothing from earlier runs is reused. Nothing here
+is hard-coded: every number in the report is measured by this run or read from a file it names.
 """
 
 from __future__ import annotations
@@ -78,11 +79,17 @@ def mem_available_gb() -> float:
 def run_worker(kind: str, spec: dict[str, Any], args: argparse.Namespace, tmp: Path,
                env_over: dict[str, str | None] | None = None) -> dict[str, Any]:
     """Run one measurement in a subprocess under an address-space limit; its JSON result, or an error.
-    ``env_over``: environment changes on top of the run's (a value of None removes the variable)."""
-    path = tmp / f"{kind}-{len(list(tmp.iterdir()))}.json"
+    ``env_over``: environment changes on top of the run's (a value of None removes the variable).
+
+    Every worker gets a fresh, empty decode-once image store (``SBIR_IMAGE_CACHE_DIR`` in ``tmp``, deleted
+    with it), so each measurement starts cold and reuses nothing from earlier runs or other workers;
+    ``env_over`` may set ``SBIR_IMAGE_CACHE_DIR`` itself (e.g. ``off``)."""
+    n = len(list(tmp.iterdir()))
+    path = tmp / f"{kind}-{n}.json"
     cmd = [sys.executable, str(Path(__file__).resolve()), "--_worker", kind, "--_spec", json.dumps(spec),
            "--_result", str(path)]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1",
+           "SBIR_IMAGE_CACHE_DIR": str(tmp / f"image-store-{kind}-{n}")}
     if args.omp_policy_used == "passive":
         env["OMP_WAIT_POLICY"] = "PASSIVE"
     for k, v in (env_over or {}).items():
@@ -178,10 +185,11 @@ def plan(args: argparse.Namespace) -> dict[str, Any]:
     sizes = [int(float(s)) for s in args.sizes.split(",")] if args.sizes else ([10**3, 10**4] if q else
                                                                                [10**3, 10**4, 10**5, 10**6])
     per_profile = {
+        # embed_passes: the first (cold: the image store is filled) + at least one warm pass (store read)
         "smoke": {"warmup": 2, "steps": 2 if q else 8, "chunk": 1 if q else 4, "cold_epoch": True,
-                  "embed_images": 32 if q else 64, "embed_passes": 1 if q else 2},
-        "cpu": {"warmup": 2, "steps": 16, "chunk": 4, "cold_epoch": True, "embed_images": 256, "embed_passes": 2},
-        "full": {"warmup": 2, "steps": 2, "chunk": 1, "cold_epoch": False, "embed_images": 64, "embed_passes": 1,
+                  "embed_images": 32 if q else 64, "embed_passes": 2 if q else 3},
+        "cpu": {"warmup": 2, "steps": 16, "chunk": 4, "cold_epoch": True, "embed_images": 256, "embed_passes": 3},
+        "full": {"warmup": 2, "steps": 2, "chunk": 1, "cold_epoch": False, "embed_images": 64, "embed_passes": 2,
                  "plan_memory": True, "budget_s": 150},
     }
     return {"profiles": profiles, "per_profile": per_profile, "sizes": sizes,

@@ -140,23 +140,80 @@ def photo_kw(cfg: Any) -> dict[str, Any]:
     return {"photo_mode": cfg.photo_mode} if hasattr(cfg, "photo_mode") else {}
 
 
+def store_kw(cls: Any, image_cache: Any) -> dict[str, Any]:
+    """``image_cache=...`` for a dataset class of a library version that has the decode-once image store
+    (``"default"``: the store in ``SBIR_IMAGE_CACHE_DIR``, which bench.py makes fresh for every worker;
+    None: decode every time), else nothing."""
+    import inspect
+
+    return {"image_cache": image_cache} if "image_cache" in inspect.signature(cls).parameters else {}
+
+
+def store_root() -> Path | None:
+    """The folder of this process's image store (None: the library has none, or it is off)."""
+    try:
+        from sbir_utils.paths import image_cache_dir
+    except ImportError:
+        return None
+    return image_cache_dir()
+
+
+def store_stats(root: Path | None = None) -> dict[str, Any]:
+    """Size on disk of the image store under ``root`` (default: this process's): the ``*.u8`` files, their
+    slots (images) and how many of them were written (flag bytes set; see ``data.image_store``)."""
+    import numpy as np
+
+    root = root or store_root()
+    out: dict[str, Any] = {"dir": None if root is None else str(root), "files": 0, "mb": 0.0, "slots": 0, "filled": 0}
+    if root is None or not root.is_dir():
+        return out
+    for f in sorted(root.rglob("*.u8")):
+        out["files"] += 1
+        out["mb"] += f.stat().st_size / MB
+        try:
+            n = int(json.loads(f.with_suffix(".json").read_text())["n"])
+            out["slots"] += n
+            out["filled"] += int(np.count_nonzero(np.fromfile(f, dtype=np.uint8, count=n)))
+        except (OSError, ValueError, KeyError):
+            pass
+    return out
+
+
+def rss_parts_mb() -> dict[str, float]:
+    """Current anonymous / file-backed / shared-memory resident memory (/proc/self/status), in MB: the
+    memory-mapped image store's pages count as file-backed RSS (page cache the kernel can reclaim)."""
+    out: dict[str, float] = {}
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(("RssAnon:", "RssFile:", "RssShmem:")):
+                key, val = line.split(":", 1)
+                out[key[3:].lower() + "_mb"] = int(val.split()[0]) / 1024
+    except (OSError, ValueError):
+        pass
+    return out
+
+
 def premade_photos(paths: list[str], cfg: Any) -> Any:
-    """The photos decoded once with the evaluation preprocessing, (N, 3, H, W)."""
+    """The photos decoded once with the evaluation preprocessing, (N, 3, H, W) (not through the image
+    store, so that the store measured afterwards starts empty)."""
     import torch
 
     from sbir_utils.data.loading import ImageDataset
 
-    ds = ImageDataset(paths, "photo", cfg.image_size, **photo_kw(cfg))
+    ds = ImageDataset(paths, "photo", cfg.image_size, **photo_kw(cfg), **store_kw(ImageDataset, None))
     return torch.stack([ds[i] for i in range(len(paths))])
 
 
 class Batches:
-    """Training batches drawn as ``engine._fit`` draws them: one seeded loader per epoch over one dataset."""
+    """Training batches drawn as ``engine._fit`` draws them: one seeded loader per epoch over one dataset.
+    ``image_cache``: the dataset's image store (``"default"``: the process's, as the engine uses it; None:
+    decode every time; a folder: a store of its own)."""
 
-    def __init__(self, df: Any, cfg: Any, sampler: str, num_workers: int):
+    def __init__(self, df: Any, cfg: Any, sampler: str, num_workers: int, image_cache: Any = "default"):
         from sbir_utils.data.loading import PairDataset, make_batch_sampler
 
-        self.dataset = PairDataset(df, cfg.image_size, train=True, augment=cfg.augment, **photo_kw(cfg))
+        self.dataset = PairDataset(df, cfg.image_size, train=True, augment=cfg.augment, **photo_kw(cfg),
+                                   **store_kw(PairDataset, image_cache))
         self.sampler = make_batch_sampler(df, cfg.batch_size, sampler, seed=cfg.seed)
         self.cfg, self.num_workers, self.epoch, self._it = cfg, num_workers, 0, None
 
@@ -181,8 +238,9 @@ class Batches:
 
 
 def premade_batch(df: Any, cfg: Any, sampler: str, batch_size: int | None = None) -> tuple[Any, Any, Any]:
-    """One real training batch, decoded once (from a separate dataset, so the measured one stays cold)."""
-    b = Batches(df, dataclasses.replace(cfg, batch_size=batch_size or cfg.batch_size), sampler, 0)
+    """One real training batch, decoded once (from a separate dataset outside the image store, so the
+    measured one and the store stay cold)."""
+    b = Batches(df, dataclasses.replace(cfg, batch_size=batch_size or cfg.batch_size), sampler, 0, image_cache=None)
     s, p, y = b.next()
     return s.clone(), p.clone(), y.clone()
 
@@ -288,7 +346,7 @@ def bench_model(spec: dict[str, Any]) -> dict[str, Any]:
         steps = max(1, min(steps, int(spec["budget_s"] / (2 * step_s))))
     stream = Batches(df, cfg, sampler, workers)
     res["steps_per_epoch"] = len(stream)
-    if spec.get("cold_epoch"):  # epoch 1 through a fresh dataset: every image decoded once
+    if spec.get("cold_epoch"):  # epoch 1 through a fresh dataset and an empty image store: every image decoded once
         cold = _acc()
         _timed_steps(tr, len(stream), None, stream, cold)
         res["cold"] = cold
@@ -301,7 +359,11 @@ def bench_model(spec: dict[str, Any]) -> dict[str, Any]:
     res["data"], res["compute"] = data, comp
     res["train_epochs_seen"] = stream.epoch
     if workers > 0:  # the same steps with the loader in the training process, for comparison
-        stream0, data0, comp0 = Batches(df, cfg, sampler, 0), _acc(), _acc()
+        # The loader workers wrote the images of the steps above into the shared store, and this loader
+        # draws the same batches: a store of its own, empty, keeps the comparison cold against cold.
+        root = store_root()
+        stream0 = Batches(df, cfg, sampler, 0, image_cache=None if root is None else root / "workers0")
+        data0, comp0 = _acc(), _acc()
         while data0["steps"] < steps:
             k = min(spec["chunk"], steps - data0["steps"])
             _timed_steps(tr, k, None, stream0, data0)
@@ -312,30 +374,64 @@ def bench_model(spec: dict[str, Any]) -> dict[str, Any]:
     res["loader_children_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     res["mem_available_mb_after_train"] = mem_available_mb()
     res["load_after_train"] = loadavg()
-
-    # embedding: engine.encode over the photos (data path) vs the same loop on pre-made tensors
-    paths = list(dict.fromkeys(df["image_file"].astype(str)))[: spec["embed_images"]]
-    bs = prof.evaluation.batch_size
-    pre = list(premade_photos(paths, cfg).split(bs))
-    model = tr.model
-    encode_tensors(model, pre[:1], device, cfg.amp)  # warm-up
-    e_data, e_comp = _acc(), _acc()
-    for _ in range(spec["embed_passes"]):
-        with Clock(device) as c:
-            engine.encode(model, paths, "photo", cfg.image_size, bs, device, amp=cfg.amp, num_workers=workers, **photo_kw(cfg))
-        e_data["seconds"] += c.seconds
-        e_data["pairs"] += len(paths)
-        with Clock(device) as c:
-            encode_tensors(model, pre, device, cfg.amp)
-        e_comp["seconds"] += c.seconds
-        e_comp["pairs"] += len(paths)
-    res["embed"] = {"images": len(paths), "passes": spec["embed_passes"], "batch_size": bs,
-                    "data_img_s": e_data["pairs"] / e_data["seconds"],
-                    "compute_img_s": e_comp["pairs"] / e_comp["seconds"]}
-    res["embed"]["ratio"] = res["embed"]["data_img_s"] / res["embed"]["compute_img_s"]
+    res["rss_after_train"] = rss_parts_mb()  # the mapped store's pages are in ru_maxrss, as file-backed RSS
+    res["image_store_after_train"] = store_stats()
+    res["embed"] = bench_embed(spec, prof, cfg, df, tr.model, device, workers)
+    res["image_store"] = store_stats()
+    res["image_store_mb"] = res["image_store"]["mb"] if res["image_store"]["dir"] else None
     res["peak_rss_mb"] = maxrss_mb()
     res["load_end"] = loadavg()
     return res
+
+
+def bench_embed(spec: dict[str, Any], prof: Any, cfg: Any, df: Any, model: Any, device: Any,
+                workers: int) -> dict[str, Any]:
+    """``engine.encode`` over the photos (data path) vs the same loop on pre-made tensors, interleaved pass
+    by pass. Pass 1 is *cold*: the image store is empty and every image is decoded once and written to it;
+    the later passes are *warm* (``data_img_s`` / ``ratio``): the store is read, as by the validation pass
+    of every epoch and every evaluation. Then, without the model, the per-image cost of ``ImageDataset[i]``
+    on the filled store, of the store copy alone and of decoding without the store."""
+    from sbir_utils import engine
+    from sbir_utils.data.loading import ImageDataset
+
+    paths = list(dict.fromkeys(df["image_file"].astype(str)))[: spec["embed_images"]]
+    bs = prof.evaluation.batch_size
+    pre = list(premade_photos(paths, cfg).split(bs))
+    encode_tensors(model, pre[:1], device, cfg.amp)  # warm-up
+    passes = max(2, int(spec["embed_passes"]))  # a cold pass and at least one warm one
+    cold, cold_comp, warm, warm_comp = _acc(), _acc(), _acc(), _acc()
+    for k in range(passes):
+        d_acc, c_acc = (cold, cold_comp) if k == 0 else (warm, warm_comp)
+        with Clock(device) as c:
+            engine.encode(model, paths, "photo", cfg.image_size, bs, device, amp=cfg.amp, num_workers=workers,
+                          **photo_kw(cfg))
+        d_acc["seconds"] += c.seconds
+        d_acc["pairs"] += len(paths)
+        with Clock(device) as c:
+            encode_tensors(model, pre, device, cfg.amp)
+        c_acc["seconds"] += c.seconds
+        c_acc["pairs"] += len(paths)
+    out: dict[str, Any] = {
+        "images": len(paths), "passes": passes, "warm_passes": passes - 1, "batch_size": bs,
+        "num_workers": workers,
+        "cold_img_s": cold["pairs"] / cold["seconds"], "cold_compute_img_s": cold_comp["pairs"] / cold_comp["seconds"],
+        "data_img_s": warm["pairs"] / warm["seconds"], "compute_img_s": warm_comp["pairs"] / warm_comp["seconds"]}
+    out["cold_ratio"] = out["cold_img_s"] / out["cold_compute_img_s"]
+    out["ratio"] = out["data_img_s"] / out["compute_img_s"]
+
+    def per_item_ms(get: Any, n: int) -> float:
+        with Clock() as c:
+            for i in range(n):
+                get(i)
+        return 1000 * c.seconds / max(n, 1)
+
+    ds = ImageDataset(paths, "photo", cfg.image_size, **photo_kw(cfg))  # the store engine.encode filled
+    out["warm_item_ms"] = per_item_ms(ds.__getitem__, len(ds))  # store copy + PIL image + to-tensor/normalise
+    store = getattr(getattr(ds, "_images", None), "store", None)
+    out["store_read_ms"] = per_item_ms(store.array, len(store)) if store is not None else None
+    raw = ImageDataset(paths, "photo", cfg.image_size, **photo_kw(cfg), **store_kw(ImageDataset, None))
+    out["decode_item_ms"] = per_item_ms(raw.__getitem__, len(raw))  # decode + pad + resize + to-tensor
+    return out
 
 
 def encode_tensors(model: Any, batches: list, device: Any, amp: bool, mode: str = "no_grad",
@@ -476,37 +572,42 @@ def _tweaks_family(family: str, spec: dict[str, Any], device: Any, threads: int)
                          "baseline": base, "value": None, "speedup": None, "unit": "images/s",
                          "error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"})
 
-    # data path alone (no model): how fast the loader supplies pairs, by worker count
-    def loader_rate(nw: int, epochs: int) -> float:
+    # data path alone (no model): how fast the loader supplies pairs, cold and warm store, by worker count
+    def loader_rate(nw: int) -> float:
+        """Pairs/s of one epoch 1 of a new loader (the same seeded batches every call)."""
         stream = Batches(df, cfg, sampler, nw)
-        rate = 0.0
-        for _ in range(epochs):  # the last epoch is timed (epoch 1 of workers=0 fills the cache)
-            acc = 0
-            with Clock() as c:
-                for _ in range(len(stream)):
-                    acc += int(stream.next()[2].shape[0])
-            rate = acc / c.seconds
-        return rate
+        acc = 0
+        with Clock() as c:
+            for _ in range(len(stream)):
+                acc += int(stream.next()[2].shape[0])
+        return acc / c.seconds
 
-    cold0 = loader_rate(0, 1)
-    kind = "loader only, no model (baseline: workers=0, epoch 1, cold cache)"
-    add(kind, "workers=0, epoch 2 (warm cache)", cold0, loader_rate(0, 2), "pairs/s")
-    for nw in spec["workers"]:
-        add(kind, f"workers={nw} (per-worker cache, lost every epoch)", cold0, loader_rate(nw, 1), "pairs/s")
+    cold0 = loader_rate(0)  # fills this process's (fresh) image store with the epoch's images
+    add("loader only, no model (baseline: workers=0, empty image store)", "workers=0, warm store", cold0,
+        loader_rate(0), "pairs/s")
+    for nw in spec["workers"]:  # workers read the store the main process filled (one file, shared)
+        add("loader only, no model, warm store (baseline: workers=0)", f"workers={nw}", loader_rate(0),
+            loader_rate(nw), "pairs/s")
+    with Clock(device) as b:  # the first call decodes every image into the store, the later ones read it
+        engine.encode(base_model, paths, "photo", cfg.image_size, ebs, device, num_workers=0, **photo_kw(cfg))
+    with Clock(device) as v:
+        engine.encode(base_model, paths, "photo", cfg.image_size, ebs, device, num_workers=0, **photo_kw(cfg))
+    add("embedding, data path (baseline: engine.encode, empty image store)", "engine.encode, warm store",
+        len(paths) / b.seconds, len(paths) / v.seconds, "images/s")
     for nw in spec["workers"]:
         with Clock(device) as b:
             engine.encode(base_model, paths, "photo", cfg.image_size, ebs, device, num_workers=0, **photo_kw(cfg))
         with Clock(device) as v:
             engine.encode(base_model, paths, "photo", cfg.image_size, ebs, device, num_workers=nw, **photo_kw(cfg))
-        add("embedding, data path (baseline: engine.encode, num_workers=0)", f"num_workers={nw}", len(paths) / b.seconds,
-            len(paths) / v.seconds, "images/s")
+        add("embedding, data path, warm store (baseline: engine.encode, num_workers=0)", f"num_workers={nw}",
+            len(paths) / b.seconds, len(paths) / v.seconds, "images/s")
     with Clock(device) as b:
         engine.encode(base_model, paths, "photo", cfg.image_size, ebs, device, **photo_kw(cfg))
     with Clock(device) as v:
         embed(base_model.eval().embed_photo,
               make_loader(ImageDataset(paths, "photo", cfg.image_size, **photo_kw(cfg)), batch_size=ebs), device)
-    add("embedding, data path (baseline: engine.encode)", "retrieval.embed (inference_mode)", len(paths) / b.seconds,
-        len(paths) / v.seconds, "images/s")
+    add("embedding, data path, warm store (baseline: engine.encode)", "retrieval.embed (inference_mode)",
+        len(paths) / b.seconds, len(paths) / v.seconds, "images/s")
     return rows
 
 

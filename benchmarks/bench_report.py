@@ -53,7 +53,12 @@ def training_rows(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
             r["cold_wait_frac"] = m["cold"]["wait_s"] / m["cold"]["seconds"]
         e = m["embed"]
         r.update(embed_images=e["images"], embed_data_img_s=e["data_img_s"], embed_compute_img_s=e["compute_img_s"],
-                 embed_ratio=e["ratio"], peak_rss_mb=m["peak_rss_mb"], amp_error=m.get("amp_error", ""),
+                 embed_ratio=e["ratio"], embed_cold_img_s=e.get("cold_img_s"),
+                 embed_cold_compute_img_s=e.get("cold_compute_img_s"), embed_cold_ratio=e.get("cold_ratio"),
+                 embed_warm_item_ms=e.get("warm_item_ms"), embed_store_read_ms=e.get("store_read_ms"),
+                 embed_decode_item_ms=e.get("decode_item_ms"), image_store_mb=m.get("image_store_mb"),
+                 rss_file_after_train_mb=(m.get("rss_after_train") or {}).get("file_mb"),
+                 peak_rss_mb=m["peak_rss_mb"], amp_error=m.get("amp_error", ""),
                  est_profile_rss_mb=(m.get("memory_plan") or {}).get("est_profile_rss_mb"))
         rows.append(r)
     return rows
@@ -161,6 +166,8 @@ def render(res: dict[str, Any], out: Path, md_path: Path) -> str:
         why = "" if ok else _why_train(r)
         w0 = (f"; with num_workers=0 instead of {r['num_workers']}: {r['ratio_workers0']:.2f}"
               if r.get("ratio_workers0") is not None else "")
+        if r.get("cold_ratio") is not None:
+            w0 += f"; cold epoch 1 (every image decoded): {r['cold_ratio']:.2f}"
         L.append(f"| Training pairs/s, data path / pre-made tensors ≥ {TARGETS['ratio']} ({r['profile']}, {r['model']}) "
                  f"| {r['ratio']:.2f} ({fmt(r['data_pairs_s'])} vs {fmt(r['compute_pairs_s'])} pairs/s{w0}) | "
                  f"{status(ok, gap(TARGETS['ratio'] - r['ratio'], ''))} | {why} |")
@@ -168,13 +175,17 @@ def render(res: dict[str, Any], out: Path, md_path: Path) -> str:
         if "error" in r:
             continue
         ok = r["embed_ratio"] >= TARGETS["ratio"]
-        why = "" if ok else (f"`engine.encode` decodes, pads and resizes every image on every call (`ImageDataset` has "
-                             f"no cache): {100 * (1 - r['embed_ratio']):.0f}% of the time is decoding"
-                             + (f", in {r['num_workers']} worker processes started per call that compete with the "
-                                "model for the cores" if r["num_workers"] else " in the main process"))
+        why = "; ".join(x for x in ("" if ok else _why_embed_warm(r), _why_embed_cold(r)) if x)
+        if r.get("embed_cold_ratio") is not None:
+            measured = (f"{r['embed_ratio']:.2f} warm, image store filled ({fmt(r['embed_data_img_s'])} vs "
+                        f"{fmt(r['embed_compute_img_s'])} images/s); cold first pass, store being filled: "
+                        f"{r['embed_cold_ratio']:.2f} ({fmt(r['embed_cold_img_s'])} vs "
+                        f"{fmt(r['embed_cold_compute_img_s'])} images/s)")
+        else:
+            measured = (f"{r['embed_ratio']:.2f} ({fmt(r['embed_data_img_s'])} vs {fmt(r['embed_compute_img_s'])} "
+                        "images/s; no image store; cold: –)")
         L.append(f"| Embedding images/s, data path / pre-made tensors ≥ {TARGETS['ratio']} ({r['profile']}, {r['model']}) "
-                 f"| {r['embed_ratio']:.2f} ({fmt(r['embed_data_img_s'])} vs {fmt(r['embed_compute_img_s'])} images/s) "
-                 f"| {status(ok, gap(TARGETS['ratio'] - r['embed_ratio'], ''))} | {why} |")
+                 f"| {measured} | {status(ok, gap(TARGETS['ratio'] - r['embed_ratio'], ''))} | {why} |")
     ex = next((r for r in rrows if r["method"] == "exact" and r["n"] == 10**5), None)
     if ex:
         raw = next((r for r in rrows if r["method"] == "exact-raw" and r["n"] == 10**5), None)
@@ -226,6 +237,10 @@ def render(res: dict[str, Any], out: Path, md_path: Path) -> str:
         peak = max(r["train_peak_rss_mb"] for r in rs) / 1024
         est = [r for r in rs if r.get("est_profile_rss_mb") and r["batch_size"] != r["batch_size_profile"]]
         txt = f"{peak:.2f} GB (largest of {', '.join(r['model'] for r in rs)})"
+        files = [r["rss_file_after_train_mb"] for r in rs if r.get("rss_file_after_train_mb") is not None]
+        if files:
+            txt += (f"; file-backed RSS after training (libraries, mapped image store: reclaimable): up to "
+                    f"{max(files) / 1024:.2f} GB")
         ok = peak < TARGETS["rss_gb"] and not est
         why = ""
         if est:
@@ -241,14 +256,22 @@ def render(res: dict[str, Any], out: Path, md_path: Path) -> str:
     L.append("")
 
     # ---- training details
+    store_era = any("image_store" in mres for mres in res["models"])
+    cold_txt = ("the *cold* column is a whole first epoch through a fresh dataset and an empty decode-once image "
+                "store (`data.image_store`): every image is decoded once and written to the store. The timed "
+                "data-path steps come after it and read the store, as every later epoch does (loader workers "
+                "too: they share the store's file). Every measurement process starts with an empty store of its "
+                "own (`SBIR_IMAGE_CACHE_DIR` in the run's temporary folder), so nothing from earlier runs is reused."
+                if store_era else
+                "the *cold* column is a whole first epoch through a fresh dataset (every image decoded once). This "
+                "bench.json predates the decode-once image store: later epochs reused `PairDataset`'s in-memory "
+                "cache of that time only when num_workers = 0.")
     L += ["## 1. Training throughput (sketch/photo pairs per second)", "",
           "Forward + loss (`engine.compute_loss`, the epoch-1 objective) + backward + AdamW step, as `engine._fit` "
           "runs it, with random initial weights. *Data path*: `PairDataset` + `make_batch_sampler` + `make_loader` "
           "over the profile's embedded training index, a new seeded loader per epoch as in the engine. "
           "*Pre-made*: the same step on one real batch decoded beforehand. Timed steps follow warm-up steps and "
-          "alternate between the two modes in blocks; the *cold* column is a whole first epoch through a fresh "
-          "dataset (every image decoded once; later epochs reuse `PairDataset`'s in-memory cache when "
-          "num_workers = 0).", "",
+          f"alternate between the two modes in blocks; {cold_txt}", "",
           "| profile | model | backbone | px | batch | amp | workers | steps | data path | pre-made | ratio | "
           "loader wait | cold epoch | cold ratio | CPU used / wall (data path / pre-made) | peak RSS |",
           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -290,15 +313,24 @@ def render(res: dict[str, Any], out: Path, md_path: Path) -> str:
                          f"{mres['train_peak_rss_mb'] / 1024:.2f} GB training process); machine memory available "
                          f"before / after the timed steps: {fmt((mres.get('mem_available_mb_before_train') or 0) / 1024)}"
                          f" / {fmt((mres.get('mem_available_mb_after_train') or 0) / 1024)} GB.")
-        if mres.get("profile") == "full" and "data" in mres:
-            notes.append(f"- full {mres['family']}: {mres['data']['steps']} timed step(s) per mode (slow on CPU); "
-                         "the data-path steps are the first of epoch 1 (cold cache, loader workers just started).")
+        if "data" in mres and "cold" not in mres:
+            notes.append(f"- {mres['profile']} {mres['family']}: {mres['data']['steps']} timed step(s) per mode "
+                         "(no cold epoch: slow on CPU); the data-path steps are the first of epoch 1 ("
+                         + ("empty image store: every image decoded" if "image_store" in mres else "cold cache")
+                         + (", loader workers just started" if mres.get("num_workers") else "") + ").")
         if "workers0" in mres:
             w = mres["workers0"]
-            notes.append(f"- {mres['profile']} {mres['family']}: the same steps with `num_workers=0`: data path "
+            notes.append(f"- {mres['profile']} {mres['family']}: the same steps with `num_workers=0`"
+                         + (" (through an empty image store of their own, so that both start cold)"
+                            if "image_store" in mres else "") + ": data path "
                          f"{fmt(w['data']['pairs'] / w['data']['seconds'])} vs pre-made "
                          f"{fmt(w['compute']['pairs'] / w['compute']['seconds'])} pairs/s (loader wait "
                          f"{100 * w['data']['wait_s'] / w['data']['seconds']:.0f}%).")
+        st = mres.get("image_store_after_train")
+        if st and st.get("slots"):
+            notes.append(f"- {mres['profile']} {mres['family']}: image store after the training steps: "
+                         f"{st['filled']:,} of {st['slots']:,} images written ({st['mb']:.1f} MB on disk, "
+                         f"{st['files']} file(s)).")
     L += [""] + notes + ["", "*loader wait*: share of the data-path time spent in `next(loader)`. *CPU used / wall*: "
                          "process CPU seconds per wall second (at most the thread count; lower = threads waited for "
                          "cores).", ""]
@@ -306,16 +338,31 @@ def render(res: dict[str, Any], out: Path, md_path: Path) -> str:
     # ---- embedding
     L += ["## 2. Embedding throughput (gallery photos per second)", "",
           "`engine.encode` (the evaluation path: `ImageDataset` + loader, `no_grad`, eval mode) over the profile's "
-          "training photos vs the same loop on pre-made tensors.", "",
-          "| profile | model | px | images x passes | batch | data path | pre-made | ratio | peak RSS |",
-          "|---|---|---|---|---|---|---|---|---|"]
+          "training photos vs the same loop on pre-made tensors, interleaved pass by pass. The first pass is "
+          "*cold*: the process's image store is empty, so every image is decoded, padded and resized once and "
+          "written to it. The later passes are *warm*: they read the filled store, as the validation pass of "
+          "every epoch and every evaluation does; the Targets table uses their ratio. *Per image, no model*: "
+          "`ImageDataset[i]` alone on the filled store / the store's copy of the uint8 image within it / "
+          "`ImageDataset[i]` decoding without the store, in one process.", "",
+          "| profile | model | px | images x passes | batch | workers | cold: data path | pre-made | ratio | "
+          "warm: data path | pre-made | ratio | per image, no model (store / copy / decode) | image store | peak RSS |",
+          "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for mres, r in zip(res["models"], tr):
         if "error" in r:
             continue
         e = mres["embed"]
-        L.append(f"| {r['profile']} | {r['model']} | {r['image_size']} | {e['images']} x {e['passes']} | "
-                 f"{e['batch_size']} | {fmt(e['data_img_s'])} | {fmt(e['compute_img_s'])} | {e['ratio']:.2f} | "
-                 f"{mres['peak_rss_mb'] / 1024:.2f} GB |")
+        passes = (f"{e['images']} x (1 cold + {e['warm_passes']} warm)" if e.get("warm_passes") is not None
+                  else f"{e['images']} x {e['passes']}")
+        per = " / ".join(fmt(e.get(k), 2) for k in ("warm_item_ms", "store_read_ms", "decode_item_ms"))
+        per = "–" if per == "– / – / –" else f"{per} ms"
+        store = "–" if mres.get("image_store_mb") is None else f"{mres['image_store_mb']:.1f} MB"
+        L.append(f"| {r['profile']} | {r['model']} | {r['image_size']} | {passes} | {e['batch_size']} | "
+                 f"{e.get('num_workers', r['num_workers'])} | {fmt(e.get('cold_img_s'))} | "
+                 f"{fmt(e.get('cold_compute_img_s'))} | {fmt(e.get('cold_ratio'), 2)} | {fmt(e['data_img_s'])} | "
+                 f"{fmt(e['compute_img_s'])} | {e['ratio']:.2f} | {per} | {store} | {mres['peak_rss_mb'] / 1024:.2f} GB |")
+    if not store_era:
+        L += ["", "This bench.json predates the decode-once image store: its data-path passes decoded every image "
+              "every time, and there was no cold / warm distinction (shown under *warm*)."]
     L.append("")
 
     # ---- retrieval
@@ -356,17 +403,25 @@ def render(res: dict[str, Any], out: Path, md_path: Path) -> str:
     else:
         L += [f"No `{wt['run_metadata']}`: run `make reproduce` first.", ""]
     L += ["Peak RSS per benchmark process (the training-step figure is read right after the timed training steps, "
-          "before encoding):", "", "| process | peak RSS after training | peak RSS at end |", "|---|---|---|"]
+          "before encoding). Peak RSS (`ru_maxrss`) includes the pages of the memory-mapped image store that the "
+          "process touched; they are file-backed page cache the kernel can reclaim, counted in the file-backed "
+          "column together with the shared libraries. *Image store*: the size on disk of the process's store "
+          "files (`*.u8`, reserved in full when created) at its end.", "",
+          "| process | peak RSS after training | file-backed RSS after training | peak RSS at end | image store |",
+          "|---|---|---|---|---|"]
     for mres in res["models"]:
         if "error" not in mres:
+            fb = (mres.get("rss_after_train") or {}).get("file_mb")
             L.append(f"| {mres['profile']} {mres['family']} (batch {mres['batch_size']}) | "
-                     f"{mres['train_peak_rss_mb'] / 1024:.2f} GB | {mres['peak_rss_mb'] / 1024:.2f} GB |")
+                     f"{mres['train_peak_rss_mb'] / 1024:.2f} GB | {fmt(None if fb is None else fb / 1024, 2)}"
+                     f"{'' if fb is None else ' GB'} | {mres['peak_rss_mb'] / 1024:.2f} GB | "
+                     f"{'–' if mres.get('image_store_mb') is None else format(mres['image_store_mb'], '.1f') + ' MB'} |")
     if ret.get("peak_rss_mb"):
-        L.append(f"| retrieval (up to {size_label(max(r['n'] for r in rrows)) if rrows else '?'}) | – | "
-                 f"{ret['peak_rss_mb'] / 1024:.2f} GB |")
+        L.append(f"| retrieval (up to {size_label(max(r['n'] for r in rrows)) if rrows else '?'}) | – | – | "
+                 f"{ret['peak_rss_mb'] / 1024:.2f} GB | – |")
     tw = res.get("tweaks") or {}
     if tw.get("peak_rss_mb"):
-        L.append(f"| speed-up trials ({tw.get('profile')}) | – | {tw['peak_rss_mb'] / 1024:.2f} GB |")
+        L.append(f"| speed-up trials ({tw.get('profile')}) | – | – | {tw['peak_rss_mb'] / 1024:.2f} GB | – |")
     L.append("")
 
     # ---- tweaks
@@ -401,7 +456,9 @@ def render(res: dict[str, Any], out: Path, md_path: Path) -> str:
               f"OpenMP waiting {res['omp_policy']['used']}), so the speed-up column is "
               "comparable even while the load changes. No library code was changed for these. *first call* is "
               "the first step/pass of the variant (for `torch.compile` it includes compiling, with an empty "
-              "inductor cache). Differences under ~10% are within the noise of a shared machine.", "",
+              "inductor cache). Differences under ~10% are within the noise of a shared machine. Rows whose "
+              "baseline is an *empty image store* show what the decode-once store (on by default) gives over "
+              "decoding; the other data-path rows compare settings with the store filled.", "",
               "| model | what | variant | baseline | variant | speed-up | first call s |", "|---|---|---|---|---|---|---|"]
         for r in tw["rows"]:
             val = f"error: {r['error']}" if r.get("error") else f"{fmt(r['value'])} {r['unit']}"
@@ -409,7 +466,8 @@ def render(res: dict[str, Any], out: Path, md_path: Path) -> str:
             L.append(f"| {r['model']} | {r['kind']} | {r['variant']} | {fmt(r['baseline'])} {r['unit']} | {val} | {sp} | "
                      f"{fmt(r.get('first_call_s'))} |")
         L += ["", "Which wins (speed-up ≥ 1.10 over its adjacent baseline):", ""]
-        wins = [r for r in tw["rows"] if r.get("speedup") and r["speedup"] >= 1.10 and "warm cache" not in r["variant"]]
+        wins = [r for r in tw["rows"] if r.get("speedup") and r["speedup"] >= 1.10
+                and not any(w in r["variant"] for w in ("warm cache", "warm store"))]  # the store is on already
         L += [f"- {r['model']}, {r['kind']}: {r['variant']} (x{r['speedup']:.2f})" for r in wins] or ["- none"]
         L.append("")
     else:
@@ -421,6 +479,15 @@ def render(res: dict[str, Any], out: Path, md_path: Path) -> str:
 
 
 def _why_train(r: dict[str, Any]) -> str:
+    store = r.get("image_store_mb") is not None  # measured with the decode-once image store
+    warm = store and r.get("cold_pairs_s") is not None  # a cold epoch filled the store before the timed steps
+    if warm:
+        loading = "reading the filled image store, sketch augmentation, mirroring, the final resize and to-tensor"
+    elif store:
+        loading = ("decoding every image, as these are the first steps of epoch 1 with an empty image store, "
+                   "and sketch augmentation")
+    else:
+        loading = "decoding and sketch augmentation"
     if r.get("ratio_workers0") is not None and r["ratio_workers0"] > r["ratio"] + 0.1:
         return (f"its {r['num_workers']} loader worker processes (started afresh every epoch; these are the first "
                 f"steps of one) compete with the step for the CPU cores; in-process loading reaches "
@@ -428,11 +495,59 @@ def _why_train(r: dict[str, Any]) -> str:
     starved = r["cpu_share_data"] < 0.8 * r["cpu_share_compute"]
     if r["num_workers"] > 0 and r["data_wait_frac"] < 0.5 * (1 - r["ratio"]):
         return (f"the loader waits little ({100 * r['data_wait_frac']:.0f}%), but its {r['num_workers']} worker "
-                f"processes (started afresh every epoch) decode on the same cores the step computes on"
+                f"processes (started afresh every epoch) use the cores the step computes on ({loading})"
                 + (f": the step got {r['cpu_share_data']:.2f} CPU/s on the data path vs "
                    f"{r['cpu_share_compute']:.2f} on pre-made tensors" if starved else ""))
     if r["data_wait_frac"] >= 0.5 * (1 - r["ratio"]):
-        return (f"the step waits for the loader {100 * r['data_wait_frac']:.0f}% of the time: decoding and "
-                f"sketch augmentation (PIL) run in the training process (num_workers={r['num_workers']})")
+        return (f"the step waits for the loader {100 * r['data_wait_frac']:.0f}% of the time: {loading} (PIL) "
+                f"run in the training process (num_workers={r['num_workers']})")
     return (f"only {100 * r['data_wait_frac']:.0f}% of the time is loader wait; the rest of the gap is "
             f"measurement noise (CPU used / wall {r['cpu_share_data']:.2f} vs {r['cpu_share_compute']:.2f})")
+
+
+def _ms_per_image(data_img_s: float, compute_img_s: float) -> float:
+    """Milliseconds per image the data path spends beyond the same loop on pre-made tensors."""
+    return 1000 * (1 / data_img_s - 1 / compute_img_s)
+
+
+def _why_embed_warm(r: dict[str, Any]) -> str:
+    """Why the warm (steady-state) embedding ratio misses the target, from the measurement."""
+    nw = r["num_workers"]
+    extra = _ms_per_image(r["embed_data_img_s"], r["embed_compute_img_s"])
+    share = f"{100 * (1 - r['embed_ratio']):.0f}% of its time"
+    workers = (f", in {nw} worker processes started per call that compete with the model for the cores" if nw
+               else " in the main process (num_workers=0)")
+    if r.get("embed_cold_ratio") is None:  # a bench.json from before the image store
+        return (f"measured without the decode-once image store: `engine.encode` decoded, padded and resized every "
+                f"image on every pass, {fmt(extra, 2)} ms per image ({share}) outside the model{workers}")
+    txt = (f"with the image store filled, `engine.encode` still spends {fmt(extra, 2)} ms per image ({share}) "
+           f"outside the model{workers}")
+    item, copy = r.get("embed_warm_item_ms"), r.get("embed_store_read_ms")
+    if item is None:
+        return txt + ": normalisation / to-tensor of each stored image and loader overhead"
+    txt += f": `ImageDataset[i]` alone on the filled store takes {fmt(item, 2)} ms per image"
+    if copy is not None:
+        txt += (f", {fmt(copy, 2)} ms of it copying the stored uint8 image and the rest PIL conversion, "
+                "to-tensor and normalisation")
+    if extra > item:
+        txt += f"; the remaining {fmt(extra - item, 2)} ms is loader overhead (batching, collation"
+        txt += ", worker start-up and transfer)" if nw else ")"
+    return txt
+
+
+def _why_embed_cold(r: dict[str, Any]) -> str:
+    """What the cold first pass (image store being filled) costs, when it misses the target."""
+    if r.get("embed_cold_ratio") is None or r["embed_cold_ratio"] >= TARGETS["ratio"]:
+        return ""
+    extra = _ms_per_image(r["embed_cold_img_s"], r["embed_data_img_s"])
+    txt = (f"cold first pass {r['embed_cold_ratio']:.2f}: it decodes, pads and resizes each image once and writes "
+           "it to the store" + (f", {fmt(extra, 2)} ms per image more than a warm pass" if extra > 0 else
+                                " (no slower than the warm passes here: within the noise)"))
+    dec, item = r.get("embed_decode_item_ms"), r.get("embed_warm_item_ms")
+    if dec is not None and item is not None:
+        txt += f" (`ImageDataset[i]` alone: {fmt(dec, 2)} ms decoding vs {fmt(item, 2)} ms from the store"
+        if extra > 0 and dec - item < 0.5 * extra:
+            txt += (f"; so decoding explains {fmt(max(dec - item, 0.0), 2)} ms of the difference, the rest is the "
+                    "first call's overhead (creating the store file, first page faults) and noise")
+        txt += ")"
+    return txt

@@ -61,6 +61,19 @@ def test_training_and_embedding_numbers(quick: dict) -> None:
                     "embed_compute_img_s", "embed_ratio", "train_peak_rss_mb", "peak_rss_mb"):
             assert _positive(r[key]), (key, r[key])
         assert 0 <= r["data_wait_frac"] <= 1
+        for key in ("embed_cold_img_s", "embed_cold_compute_img_s", "embed_cold_ratio", "embed_warm_item_ms",
+                    "embed_store_read_ms", "embed_decode_item_ms", "image_store_mb"):
+            assert _positive(r[key]), (key, r[key])
+    for m in quick["res"]["models"]:
+        e = m["embed"]
+        assert e["passes"] >= 2 and e["warm_passes"] == e["passes"] - 1  # a cold pass and at least one warm one
+        for key in ("cold_img_s", "cold_compute_img_s", "cold_ratio", "data_img_s", "compute_img_s", "ratio"):
+            assert _positive(e[key]), (key, e[key])
+        assert _positive(m["image_store_mb"])
+        store = m["image_store"]  # a fresh store of the worker's own, under the run's temporary folder
+        assert store["dir"] and "image-store-model-" in store["dir"] and 0 < store["filled"] <= store["slots"]
+        after = m["image_store_after_train"]  # the training steps filled the training store
+        assert after["files"] >= 1 and 0 < after["filled"] <= after["slots"]
     with open(quick["dir"] / "out" / "training.csv") as fh:
         assert len(list(csv.DictReader(fh))) == 2
     for t in quick["res"]["threads"]:
@@ -69,6 +82,33 @@ def test_training_and_embedding_numbers(quick: dict) -> None:
     tweaks = quick["res"]["tweaks"]["rows"]
     assert tweaks and all(_positive(r["baseline"]) for r in tweaks)
     assert all(_positive(r["value"]) for r in tweaks if not r.get("error"))
+
+
+def test_report_shows_cold_and_warm_embedding(quick: dict) -> None:
+    md = (quick["dir"] / "B.md").read_text()
+    for part in ("cold first pass", "warm, image store filled", "cold: data path", "warm: data path", "image store"):
+        assert part in md, part
+    assert "has no cache" not in md and "in-memory cache" not in md
+
+
+def test_report_renders_old_json(quick: dict, tmp_path: Path) -> None:
+    """A bench.json from before the image store (no cold/warm or store keys) still renders, with '–'."""
+    res = json.loads((quick["dir"] / "out" / "bench.json").read_text())
+    for m in res["models"]:
+        for key in ("image_store", "image_store_mb", "image_store_after_train", "rss_after_train"):
+            m.pop(key, None)
+        for key in ("cold_img_s", "cold_compute_img_s", "cold_ratio", "warm_passes", "num_workers", "warm_item_ms",
+                    "store_read_ms", "decode_item_ms"):
+            m["embed"].pop(key, None)
+    res.pop("training_rows", None)
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps(res))
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "bench.py"), "--from_json", str(old), "--out", str(tmp_path / "o"),
+           "--markdown", str(tmp_path / "old.md")]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    md = (tmp_path / "old.md").read_text()
+    assert "predates the decode-once image store" in md and "| – | – | – |" in md
 
 
 def test_wall_times_come_from_arguments(quick: dict) -> None:
