@@ -32,6 +32,7 @@ import torch
 from PIL import Image, ImageFilter, ImageOps
 from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as TF
 
 from .image_store import open_store
 from .images import load_image
@@ -74,6 +75,15 @@ def photo_input(photo: Image.Image, size: int, mode: str = "rgb") -> Image.Image
 def to_tensor(img: Image.Image) -> torch.Tensor:
     """PIL (L or RGB) -> normalised float tensor (3, H, W)."""
     return _to_tensor(img.convert("RGB"))
+
+
+def array_to_tensor(arr: np.ndarray) -> torch.Tensor:
+    """uint8 ``(H, W)`` or ``(H, W, 3)`` -> the same normalised float tensor (3, H, W) as :func:`to_tensor`
+    of that image, without building a PIL image (the same torchvision kernels, so bit-identical)."""
+    t = torch.from_numpy(np.ascontiguousarray(arr))
+    t = t.unsqueeze(0).expand(3, -1, -1) if t.ndim == 2 else t.permute(2, 0, 1)
+    t = TF.to_dtype(t.contiguous(), torch.float32, scale=True)
+    return TF.normalize(t, list(MEAN), list(STD))
 
 
 class SketchAugment:
@@ -174,7 +184,7 @@ class ImageDataset(Dataset):
         return len(self.paths)
 
     def __getitem__(self, i: int) -> torch.Tensor:
-        return to_tensor(self._images.image(self.paths[i]))
+        return array_to_tensor(self._images.array(self.paths[i]))
 
 
 def _cache_root(image_cache: str | Path | None) -> Path | None:
@@ -208,6 +218,10 @@ class _Images:
 
     def image(self, path: str) -> Image.Image:
         return self.make(path) if self.store is None else self.store.image(self.slot[path])
+
+    def array(self, path: str) -> np.ndarray:
+        """uint8 ``(S, S)`` (mode L) or ``(S, S, 3)`` (RGB)."""
+        return np.array(self.make(path)) if self.store is None else self.store.array(self.slot[path])
 
 
 # ---- batch samplers ----------------------------------------------------------------------------------
