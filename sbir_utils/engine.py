@@ -27,8 +27,13 @@ InfoNCE warm-up prevented that on the real shoes. A BN neck (``head_bn``; by def
 for ConvNeXt-InfoNCE from random initialisation) does: it centres the embeddings (see ``models.aafg``).
 
 Distributed: under ``torchrun`` (``WORLD_SIZE`` > 1) a process group is initialised (gloo on CPU, nccl
-on GPU), the model is wrapped in DistributedDataParallel, every rank trains on its share of the
-batches (``batch_size`` is per process) and rank 0 validates, logs and writes checkpoints.
+on GPU), the model is wrapped in DistributedDataParallel and rank 0 validates, logs and writes
+checkpoints. ``batch_size`` is per process: all ranks draw the same global batch of ``batch_size x
+world_size`` rows and each takes a slice; the embeddings are gathered before the loss
+(:func:`gather_batch`), so InfoNCE negatives and batch-hard mining range over the global batch, and on
+GPUs BatchNorm is synchronised (SyncBatchNorm). A step of N processes then updates the model as one
+process with the global batch would (tested on CPU with a model without BatchNorm, which cannot be
+synchronised there); only AAFG's pair-ranking term and the sketch augmentation draws stay per rank.
 """
 
 from __future__ import annotations
@@ -299,6 +304,42 @@ def _init_distributed(device: torch.device) -> tuple[int, int, torch.device, boo
     return rank, world, device, created
 
 
+class _GatherWithGrad(torch.autograd.Function):
+    """``all_gather`` whose backward hands each rank the summed gradient of its own rows (all_reduce, which
+    gloo and NCCL both have; torch's own autograd all_gather needs all-to-all or reduce-scatter)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # (B, D) -> (world x B, D)
+        ctx.rank, ctx.rows = dist.get_rank(), x.shape[0]
+        parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, x.contiguous())
+        return torch.cat(parts)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad)
+        return grad[ctx.rank * ctx.rows:(ctx.rank + 1) * ctx.rows]
+
+
+def gather_batch(out: dict[str, torch.Tensor], labels: torch.Tensor,
+                 world: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Under DDP: every rank's ``sketch`` / ``photo`` embeddings (B, D) and labels (B,) concatenated in rank
+    order (world x B rows), so that in-batch negatives and batch-hard mining see the global batch.
+
+    Every rank then computes the same global loss; the backward gives each rank ``world`` times the
+    gradient of its rows, and DDP's gradient averaging divides it back: the update equals that of one
+    process on the global batch (AAFG's pair scores stay per rank). ``world == 1``: unchanged."""
+    if world <= 1:
+        return out, labels
+    gathered = dict(out)
+    for key in ("sketch", "photo"):
+        gathered[key] = _GatherWithGrad.apply(out[key])
+    parts = [torch.empty_like(labels) for _ in range(world)]
+    dist.all_gather(parts, labels.contiguous())
+    return gathered, torch.cat(parts)
+
+
 def _all_mean(values: list[float], world: int, device: torch.device) -> list[float]:
     if world <= 1:
         return values
@@ -512,9 +553,13 @@ def _fit(cfg, data_root, run_dir, train_csv, val_csv, resume, sampler, warmup_ep
             shutil.rmtree(run_dir / "tb")
     train_model: nn.Module = model
     if world > 1:
+        if device.type == "cuda":  # BatchNorm statistics of the global batch (SyncBatchNorm needs a GPU)
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         train_model = nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None,
-            find_unused_parameters=bool(getattr(model, "has_pair_scorer", False)))
+            # AAFG's pair scorer and the timm ConvNeXt's classifier-head norm (kept for the seed's state-dict
+            # layout, never used for embeddings) get no gradient in some or all steps.
+            find_unused_parameters=True)
 
     writer = None
     if main:
@@ -555,7 +600,8 @@ def _fit(cfg, data_root, run_dir, train_csv, val_csv, resume, sampler, warmup_ep
             sketch, photo, labels = sketch.to(device), photo.to(device), labels.to(device)
             with autocast(device, cfg.amp):
                 out = train_model(sketch, photo, labels)
-                loss, parts = compute_loss(out, labels, cfg, objective, symmetric, pair_weight)
+                out, batch_labels = gather_batch(out, labels, world)
+                loss, parts = compute_loss(out, batch_labels, cfg, objective, symmetric, pair_weight)
             bad = torch.tensor(0.0 if torch.isfinite(loss) else 1.0, device=device)
             if world > 1:
                 dist.all_reduce(bad, op=dist.ReduceOp.MAX)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -193,6 +194,47 @@ def test_two_process_ddp_with_gloo(data, tmp_path):
     ms = pd.read_csv(tmp_path / "single" / "metrics.csv")
     assert abs(m["train_loss"].iloc[0] - ms["train_loss"].iloc[0]) < 0.5 * ms["train_loss"].iloc[0]
     assert abs(m["val_mrr"].iloc[-1] - single["final"]["val_mrr"]) < 0.35
+
+
+_DDP_EXACT_WORKER = textwrap.dedent("""
+    import json, os, sys, torch
+    sys.path.insert(0, sys.argv[3])
+    from sbir_utils.config import TrainConfig
+    from sbir_utils.engine import fit
+    torch.set_num_threads(1)
+    fit(TrainConfig(**json.loads(sys.argv[4])), sys.argv[1], sys.argv[2], progress=False, keep_last=0,
+        head_bn=False)
+""")
+
+
+@pytest.mark.slow
+def test_ddp_step_equals_one_process_with_the_global_batch(data, tmp_path):
+    """2 processes x 4 pairs update the model as 1 process x 8 pairs: the same global batches (photo-unique
+    across ranks), InfoNCE over the gathered embeddings, DDP's averaged gradients. The model has no
+    BatchNorm (SyncBatchNorm needs a GPU) and augmentation is off (its draws depend on the process)."""
+    cfg = dataclasses.replace(CONVNEXT, augment=False, epochs=2)
+    script = tmp_path / "worker.py"
+    script.write_text(_DDP_EXACT_WORKER)
+    repo = str(Path(__file__).resolve().parents[1])
+    per_rank = json.dumps(dataclasses.asdict(dataclasses.replace(cfg, batch_size=4)))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           str(script), str(data), str(tmp_path / "ddp"), repo, per_rank],
+                          env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    _fit(dataclasses.replace(cfg, batch_size=8), data, tmp_path / "one", head_bn=False)
+    ddp, one = pd.read_csv(tmp_path / "ddp" / "metrics.csv"), pd.read_csv(tmp_path / "one" / "metrics.csv")
+    assert ddp["train_loss"].tolist() == pytest.approx(one["train_loss"].tolist(), rel=1e-5)
+    for col in ("val_acc@1", "val_acc@10", "val_mrr"):
+        assert ddp[col].tolist() == pytest.approx(one[col].tolist(), abs=1e-6), col
+    w_ddp = torch.load(tmp_path / "ddp" / "checkpoints" / "epoch_02.pt", weights_only=True)["model"]
+    w_one = torch.load(tmp_path / "one" / "checkpoints" / "epoch_02.pt", weights_only=True)["model"]
+    for k in w_one:
+        assert torch.allclose(w_ddp[k], w_one[k], rtol=1e-4, atol=1e-5), k
+    # A different global batch (2 x 2 = 4 pairs) gives a different run: the comparison can fail.
+    _fit(dataclasses.replace(cfg, batch_size=4), data, tmp_path / "four", head_bn=False)
+    four = pd.read_csv(tmp_path / "four" / "metrics.csv")
+    assert four["train_loss"].iloc[0] != pytest.approx(ddp["train_loss"].iloc[0], rel=1e-3)
 
 
 def test_amp_bf16_on_cpu_trains(data, tmp_path):

@@ -132,13 +132,17 @@ def test_pk_sampler_gives_p_labels_of_k():
         assert len(counts) == 2 and set(counts.values()) == {4}
 
 
-def test_samplers_shard_by_rank_without_overlap():
+def test_samplers_shard_global_batches_by_rank_without_overlap():
     keys = [f"p{i}" for i in range(20)]
-    full = list(PhotoUniqueBatchSampler(keys, 4, seed=2))
+    full = list(PhotoUniqueBatchSampler(keys, 8, seed=2))  # one process, the global batch
     r0 = list(PhotoUniqueBatchSampler(keys, 4, seed=2, rank=0, world_size=2))
     r1 = list(PhotoUniqueBatchSampler(keys, 4, seed=2, rank=1, world_size=2))
-    assert len(r0) == len(r1) == len(full) // 2
-    assert r0 + r1 == full[: 2 * (len(full) // 2)]
+    assert len(r0) == len(r1) == len(full)
+    assert [a + b for a, b in zip(r0, r1)] == full
+    assert not {i for b in r0 for i in b} & {i for b in r1 for i in b}
+    pk = [list(PKBatchSampler([f"c{i % 5}" for i in range(40)], 4, k=2, seed=1, rank=r, world_size=2))
+          for r in (0, 1)]
+    assert [a + b for a, b in zip(*pk)] == list(PKBatchSampler([f"c{i % 5}" for i in range(40)], 8, k=2, seed=1))
     rb = list(RandomBatchSampler(10, 3, seed=0))
     assert len(rb) == 3 and len({i for b in rb for i in b}) == 9
 

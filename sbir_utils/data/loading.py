@@ -12,7 +12,8 @@ the output resolution; a pair is mirrored as a whole with probability 1/2. Rando
 torch's generator, so a seeded ``DataLoader`` (see :func:`make_loader`) is reproducible.
 
 Batch samplers yield lists of row indices, re-shuffled per epoch from ``seed + epoch`` and sharded by
-rank for DistributedDataParallel (every rank gets the same number of batches):
+rank for DistributedDataParallel: all ranks draw the same global batches of ``batch_size x world_size``
+rows and each takes an equal slice (the engine gathers the embeddings, so the loss is the global batch's):
 
 * :class:`PhotoUniqueBatchSampler` (fine-grained, scene-level): no photo twice in a batch, so every
   other photo of the batch is a true negative;
@@ -232,6 +233,7 @@ class _EpochBatchSampler(Sampler[list[int]]):
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.n, self.batch_size, self.seed = n, int(batch_size), int(seed)
         self.rank, self.world_size, self.epoch = int(rank), int(world_size), 0
+        self.global_batch = self.batch_size * self.world_size  # what one step of all ranks together sees
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -243,9 +245,18 @@ class _EpochBatchSampler(Sampler[list[int]]):
         raise NotImplementedError
 
     def _mine(self) -> list[list[int]]:
+        """Global batches (``batch_size x world_size`` rows, built as one process would build them) split
+        into equal per-rank slices, so that a step of all ranks together sees exactly the batch of a
+        single process with the global batch size (no photo twice across ranks either)."""
         batches = self._all_batches()
-        per_rank = len(batches) // self.world_size
-        return batches[self.rank * per_rank:(self.rank + 1) * per_rank] if self.world_size > 1 else batches
+        if self.world_size == 1:
+            return batches
+        mine = []
+        for batch in batches:
+            per = len(batch) // self.world_size
+            if per:
+                mine.append(batch[self.rank * per:(self.rank + 1) * per])
+        return mine
 
     def __iter__(self) -> Iterator[list[int]]:
         return iter(self._mine())
@@ -259,7 +270,7 @@ class RandomBatchSampler(_EpochBatchSampler):
 
     def _all_batches(self) -> list[list[int]]:
         order = self._rng().permutation(self.n).tolist()
-        b = min(self.batch_size, self.n)
+        b = min(self.global_batch, self.n)
         return [order[i:i + b] for i in range(0, len(order) - b + 1, b)]
 
 
@@ -273,7 +284,7 @@ class PhotoUniqueBatchSampler(_EpochBatchSampler):
     def __init__(self, keys: Sequence[str], batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1):
         super().__init__(len(keys), batch_size, seed, rank, world_size)
         self.keys = list(keys)
-        self.full = min(self.batch_size, len(set(self.keys)))
+        self.full = min(self.global_batch, len(set(self.keys)))
 
     def _all_batches(self) -> list[list[int]]:
         pending = self._rng().permutation(self.n).tolist()
@@ -307,7 +318,7 @@ class PKBatchSampler(_EpochBatchSampler):
         for i, lab in enumerate(labels):
             groups.setdefault(str(lab), []).append(i)
         self.groups = [groups[key] for key in sorted(groups)]
-        self.p = max(1, min(self.batch_size // self.k, len(self.groups)))
+        self.p = max(1, min(self.global_batch // self.k, len(self.groups)))
 
     def _all_batches(self) -> list[list[int]]:
         rng = self._rng()
