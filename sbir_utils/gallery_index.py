@@ -191,6 +191,8 @@ def run(args: Any) -> int:
 
     try:
         device = resolve_device(no_cuda=args.no_cuda)
+        if device.type == "cuda" and "LOCAL_RANK" in os.environ:  # torchrun: one GPU per process
+            device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
         model, cfg, _ = load_model(args.ckpt, device=device)
         paths = _collect(args)
         if not paths:
