@@ -456,7 +456,8 @@ def partial_sketch_curve(checkpoint: str | Path, spec: DatasetSpec, test_csv: st
     df = df.sort_values(["path_sketch", "path_image", "label"], kind="stable").reset_index(drop=True)
     queries = df.drop_duplicates("sketch_file", keep="first")
     g_paths, g_labels, _ = unique_gallery(df["image_file"].tolist(), df["label"].astype(str).tolist())
-    g_emb, _ = engine.encode(model, g_paths, "photo", cfg.image_size, batch_size, photo_mode=cfg.photo_mode)
+    g_emb, _ = engine.encode(model, g_paths, "photo", cfg.image_size, batch_size, photo_mode=cfg.photo_mode,
+                             crop=cfg.crop)
     manifest = _manifest(spec)
     size = int(manifest["params"]["generator"]["sketch_size"])
     widths = {str(k): float(v["line_width"]) for k, v in manifest["drawers"].items()}
@@ -478,7 +479,7 @@ def partial_sketch_curve(checkpoint: str | Path, spec: DatasetSpec, test_csv: st
                 files[f].append(str(row.sketch_file) if (stored_full and f >= 1.0) else str(path))
                 n_drawn[f].append(max(1, math.ceil(f * n - 1e-9)))
         for f in fractions:
-            q_emb, _ = engine.encode(model, files[f], "sketch", cfg.image_size, batch_size)
+            q_emb, _ = engine.encode(model, files[f], "sketch", cfg.image_size, batch_size, crop=cfg.crop)
             pq = per_query_from_embeddings(q_emb, g_emb, labels, g_labels)
             mean, low, high = bootstrap_ci(pq["acc@1"].to_numpy(), n_resamples, seed)
             rows.append({"fraction": float(f), "strokes": float(np.mean(n_drawn[f])), "acc@1": mean,
@@ -565,8 +566,8 @@ def plot_attention(checkpoint: str | Path, pairs: Sequence[tuple[str, str]], siz
     """For each (sketch, photo) pair: the sketch's and the photo's self-attention maps and, with
     cross-attention, the photo positions the sketch attends to, upsampled over the images."""
     model, cfg, _ = engine.load_model(checkpoint)
-    sketches = torch.stack([ImageDataset([s], "sketch", cfg.image_size, image_cache=None)[0] for s, _ in pairs])
-    photos = torch.stack([ImageDataset([p], "photo", cfg.image_size, cfg.photo_mode, image_cache=None)[0] for _, p in pairs])
+    sketches = torch.stack([ImageDataset([s], "sketch", cfg.image_size, image_cache=None, crop=cfg.crop)[0] for s, _ in pairs])
+    photos = torch.stack([ImageDataset([p], "photo", cfg.image_size, cfg.photo_mode, image_cache=None, crop=cfg.crop)[0] for _, p in pairs])
     maps = {"sketch self": attention_map(model, sketches), "photo self": attention_map(model, photos)}
     if getattr(model, "cross_attn", None) is not None:
         maps["sketch -> photo"] = attention_map(model, sketches, photos)
@@ -610,9 +611,9 @@ def embedding_projection(checkpoint: str | Path, spec: DatasetSpec, test_csv: st
     col = color_by if color_by in df.columns else "label"
     sk = df.drop_duplicates("sketch_file")
     ph = df.drop_duplicates("image_file")
-    s_emb, _ = engine.encode(model, sk["sketch_file"].tolist(), "sketch", cfg.image_size, batch_size)
+    s_emb, _ = engine.encode(model, sk["sketch_file"].tolist(), "sketch", cfg.image_size, batch_size, crop=cfg.crop)
     p_emb, _ = engine.encode(model, ph["image_file"].tolist(), "photo", cfg.image_size, batch_size,
-                             photo_mode=cfg.photo_mode)
+                             photo_mode=cfg.photo_mode, crop=cfg.crop)
     z = torch.cat([s_emb, p_emb]).numpy()
     if method == "pca":
         from sklearn.decomposition import PCA

@@ -18,6 +18,7 @@ from skimage.feature import canny, hog
 from sklearn.model_selection import ParameterGrid
 
 from .data.images import load_image
+from .data.loading import crop_to_object
 from .metrics import metric_name, per_query_metrics
 
 PHOTO_MODES = ("grey", "edges")
@@ -28,7 +29,7 @@ HOG_DEFAULTS: dict[str, Any] = {
     "block_norm": "L2-Hys",
 }
 # Parameters of the image preparation (not of skimage's hog) that hog_baseline and tune_hog accept.
-_PREP_KEYS = ("size", "photo_mode", "edge_sigma", "edge_size")
+_PREP_KEYS = ("size", "photo_mode", "edge_sigma", "edge_size", "crop")
 
 
 def random_scores(n_queries: int, n_gallery: int, seed: int = 0) -> np.ndarray:
@@ -120,7 +121,11 @@ def _hog_sim(
     edge_sigma: float,
     edge_size: int | None,
     hog_params: Mapping[str, Any],
+    crop: bool = False,
 ) -> np.ndarray:
+    if crop:
+        sketches = [crop_to_object(s, "sketch") for s in sketches]
+        photos = [crop_to_object(p, "photo") for p in photos]
     prepared = [photo_to_sketchlike(p, photo_mode, size, edge_sigma, edge_size) for p in photos]
     return _cosine(hog_features(sketches, size, **hog_params), hog_features(prepared, size, **hog_params))
 
@@ -132,16 +137,18 @@ def hog_baseline(
     photo_mode: str = "edges",
     edge_sigma: float = 1.0,
     edge_size: int | None = None,
+    crop: bool = False,
     **hog_params: Any,
 ) -> np.ndarray:
     """Cosine similarity (Q, G) of HOG descriptors of query sketches and gallery photos.
 
     Sketches are loaded with ``load_image(kind="sketch")``, photos with ``kind="photo"`` and then made
-    sketch-like by ``photo_to_sketchlike(photo_mode, edge_sigma, edge_size)``. Paths may also be PIL images.
+    sketch-like by ``photo_to_sketchlike(photo_mode, edge_sigma, edge_size)``; with ``crop`` both are
+    first cropped to their drawing / object (``data.loading.crop_to_object``). Paths may also be PIL images.
     """
     sketches = _load_all(query_sketch_paths, "sketch")
     photos = _load_all(gallery_photo_paths, "photo")
-    return _hog_sim(sketches, photos, size, photo_mode, edge_sigma, edge_size, hog_params)
+    return _hog_sim(sketches, photos, size, photo_mode, edge_sigma, edge_size, hog_params, crop)
 
 
 def tune_hog(
@@ -158,7 +165,7 @@ def tune_hog(
         train_queries: Q sketch paths (or PIL images); train_gallery: G photo paths (or images).
         train_relevant: (Q, G) bool.
         grid: ``sklearn.model_selection.ParameterGrid`` input over ``size``, ``photo_mode``,
-            ``edge_sigma``, ``edge_size`` and ``skimage.feature.hog`` arguments, e.g.
+            ``edge_sigma``, ``edge_size``, ``crop`` and ``skimage.feature.hog`` arguments, e.g.
             ``{"size": [64], "photo_mode": ["grey", "edges"], "pixels_per_cell": [8, 16]}``.
         metric: a reported metric name (``mrr``, ``acc@1``, ``mAP@all``, ...) to maximise; the first
             setting in grid order wins ties.
@@ -170,7 +177,7 @@ def tune_hog(
     photos = _load_all(train_gallery, "photo")
     rows = []
     for params in ParameterGrid(grid):
-        prep = {"size": 64, "photo_mode": "edges", "edge_sigma": 1.0, "edge_size": None}
+        prep = {"size": 64, "photo_mode": "edges", "edge_sigma": 1.0, "edge_size": None, "crop": False}
         prep.update({k: v for k, v in params.items() if k in _PREP_KEYS})
         hog_params = {k: v for k, v in params.items() if k not in _PREP_KEYS}
         sim = _hog_sim(
@@ -181,6 +188,7 @@ def tune_hog(
             prep["edge_sigma"],
             prep["edge_size"],
             hog_params,
+            prep["crop"],
         )
         per_query = per_query_metrics(sim, np.asarray(train_relevant, dtype=bool), p_ks=())
         scores = {metric_name(c): float(per_query[c].mean()) for c in per_query.columns if c != "rank"}

@@ -67,6 +67,7 @@ class TrainConfig:
     num_workers: int = 0
     augment: bool = True
     photo_mode: str = "rgb"  # rgb | edges: photos as Canny edge maps, drawn like sketches (see data.loading)
+    crop: bool = False  # crop sketches and photos to their drawing / object before squaring (data.loading)
 
 
 @dataclass
@@ -89,6 +90,7 @@ class TransferConfig:
     lr: float = 3e-4
     temperature: float = 0.07
     photo_mode: str = "rgb"  # rgb | edges (see TrainConfig)
+    crop: bool = False  # crop to the drawing / object (see TrainConfig); the HOG row may choose it too
     epochs: int = 60  # real-data epochs of the fine-tuned row (scratch: these plus the pre-training's share)
     pretrain_epochs: int = 20  # embedded fine-grained epochs
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])

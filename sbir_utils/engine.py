@@ -154,8 +154,10 @@ def train_config_from_dict(values: dict[str, Any], where: str = "checkpoint") ->
 @torch.no_grad()
 def encode(model: nn.Module, paths: list[str], kind: str, image_size: int, batch_size: int = 64,
            device: torch.device | str = "cpu", with_maps: bool = False, amp: bool = False,
-           num_workers: int = 0, photo_mode: str = "rgb") -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Embed images with the evaluation preprocessing (photos as ``photo_mode``, see ``loading.photo_input``).
+           num_workers: int = 0, photo_mode: str = "rgb",
+           crop: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Embed images with the evaluation preprocessing (photos as ``photo_mode``, see ``loading.photo_input``;
+    ``crop``: cropped to the drawing / object first, ``loading.crop_to_object``).
 
     Returns ``(embeddings (N, D) float32 on CPU, maps (N, C, h, w) or None)``; maps (AAFG's
     post-self-attention feature maps, for stage-2 re-ranking) only with ``with_maps``.
@@ -164,7 +166,7 @@ def encode(model: nn.Module, paths: list[str], kind: str, image_size: int, batch
     model = _unwrap(model)
     was_training = model.training
     model.eval()
-    loader = make_loader(ImageDataset(paths, kind, image_size, photo_mode), batch_size=batch_size,
+    loader = make_loader(ImageDataset(paths, kind, image_size, photo_mode, crop=crop), batch_size=batch_size,
                          num_workers=num_workers)
     embs, maps = [], []
     try:
@@ -185,7 +187,8 @@ def encode(model: nn.Module, paths: list[str], kind: str, image_size: int, batch
 
 def retrieval_metrics(model: nn.Module, df: pd.DataFrame, image_size: int, batch_size: int = 64,
                       device: torch.device | str = "cpu", rerank_k: int = 0, amp: bool = False,
-                      num_workers: int = 0, details: bool = False, photo_mode: str = "rgb") -> dict[str, Any]:
+                      num_workers: int = 0, details: bool = False, photo_mode: str = "rgb",
+                      crop: bool = False) -> dict[str, Any]:
     """Stage-1 (and, for a model with a pair scorer and ``rerank_k`` > 0, stage-2) metrics of an index.
 
     Queries: every distinct sketch of ``df``; gallery: every distinct photo once (``unique_gallery``);
@@ -200,9 +203,9 @@ def retrieval_metrics(model: nn.Module, df: pd.DataFrame, image_size: int, batch
     q_labels = queries["label"].astype(str).to_numpy()
     use_maps = bool(getattr(_unwrap(model), "has_pair_scorer", False)) and rerank_k > 0
     q_emb, q_maps = encode(model, queries["sketch_file"].tolist(), "sketch", image_size, batch_size, device,
-                           use_maps, amp, num_workers)
+                           use_maps, amp, num_workers, crop=crop)
     g_emb, g_maps = encode(model, g_paths, "photo", image_size, batch_size, device, use_maps, amp, num_workers,
-                           photo_mode)
+                           photo_mode, crop)
     stage1 = evaluate_embeddings(q_emb, g_emb, q_labels, g_labels)
     g = g_emb.shape[0]
     gram = g_emb @ g_emb.T
@@ -573,7 +576,8 @@ def _fit(cfg, data_root, run_dir, train_csv, val_csv, resume, sampler, warmup_ep
         except ImportError:  # pragma: no cover - tensorboard is a pinned dependency
             warnings.warn("tensorboard is not installed: no TensorBoard logs", stacklevel=2)
 
-    dataset = PairDataset(train_df, cfg.image_size, train=True, augment=cfg.augment, photo_mode=cfg.photo_mode)
+    dataset = PairDataset(train_df, cfg.image_size, train=True, augment=cfg.augment, photo_mode=cfg.photo_mode,
+                          crop=cfg.crop)
     batches = make_batch_sampler(train_df, cfg.batch_size, sampler, seed=cfg.seed, rank=rank, world_size=world)
     prior_wall = float(history[-1]["wall_time_s"]) if history else 0.0
     t_start = time.perf_counter()
@@ -630,7 +634,7 @@ def _fit(cfg, data_root, run_dir, train_csv, val_csv, resume, sampler, warmup_ep
                                "lr": lr}
         if main:
             val = retrieval_metrics(model, val_df, cfg.image_size, max(cfg.batch_size, 32), device, cfg.rerank_k,
-                                    cfg.amp, cfg.num_workers, photo_mode=cfg.photo_mode)
+                                    cfg.amp, cfg.num_workers, photo_mode=cfg.photo_mode, crop=cfg.crop)
             row.update({f"val_{k}": v for k, v in val["stage1"].items() if not k.startswith("n_")})
             if val["stage2"] is not None:
                 row.update({f"val_s2_{k}": v for k, v in val["stage2"].items()
@@ -726,7 +730,7 @@ def evaluate(
     if k < 0:
         raise ValueError(f"rerank_k must be >= 0, got {k}")
     res = retrieval_metrics(model, df, cfg.image_size, batch_size, device, k, False, num_workers, details,
-                            cfg.photo_mode)
+                            cfg.photo_mode, cfg.crop)
     res.update(checkpoint=str(checkpoint), test_csv=str(csv), model=cfg.model, backbone=cfg.backbone,
                epoch=meta.get("epoch"), rerank_k=k if res["stage2"] is not None else 0)
     return res

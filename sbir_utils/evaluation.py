@@ -275,7 +275,8 @@ def baseline_per_query(train: pd.DataFrame, test: pd.DataFrame, seed: int = 0, g
     tq, tg, trel = retrieval_task(train)
     best = tune_hog(tq, tg, trel, grid or HOG_GRID)
     queries, gallery, relevant = retrieval_task(test)
-    hog_label = "HOG " + ", ".join(f"{k}={v}" for k, v in best.items() if v is not None)
+    hog_label = "HOG " + ", ".join(f"{k}={v}" for k, v in best.items()
+                                   if v is not None and not (k == "crop" and v is False))
     out = {}
     for method, sim in (("random", random_scores(len(queries), len(gallery), seed)),
                         (hog_label, hog_baseline(queries, gallery, **best))):

@@ -45,7 +45,7 @@ def shard_key(checkpoint: str | Path, paths: Sequence[str], image_size: int, **e
 def encode_shards(model: nn.Module, paths: Sequence[str], out_dir: str | Path, key: dict[str, Any], *,
                   kind: str = "photo", image_size: int, shard_size: int = 50_000, batch_size: int = 64,
                   device: str | torch.device = "cpu", num_workers: int = 0, photo_mode: str = "rgb",
-                  rank: int = 0, world_size: int = 1) -> dict[str, Any]:
+                  crop: bool = False, rank: int = 0, world_size: int = 1) -> dict[str, Any]:
     """Embed ``paths`` into shards of ``shard_size`` rows under ``out_dir``; returns the manifest.
 
     ``key`` (e.g. from :func:`shard_key`) must match an existing manifest. Rows are in ``paths`` order
@@ -78,7 +78,7 @@ def encode_shards(model: nn.Module, paths: Sequence[str], out_dir: str | Path, k
             continue
         chunk = list(paths[j * shard_size:(j + 1) * shard_size])
         emb, _ = encode(model, chunk, kind, image_size, batch_size, device, num_workers=num_workers,
-                        photo_mode=photo_mode)
+                        photo_mode=photo_mode, crop=crop)
         arr = F.normalize(emb.float(), dim=1).numpy().astype(np.float32)
         shard = out / (_shard_name(j) + ".npy")
         atomic_write(shard, lambda p, a=arr: _save_npy(p, a))
@@ -198,10 +198,11 @@ def run(args: Any) -> int:
         if not paths:
             raise ValueError(f"{args.photos or args.list}: no image files")
         rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
-        key = shard_key(args.ckpt, paths, cfg.image_size, photo_mode=cfg.photo_mode)
+        key = shard_key(args.ckpt, paths, cfg.image_size, photo_mode=cfg.photo_mode,
+                        **({"crop": True} if cfg.crop else {}))  # old shard folders keep their key
         manifest = encode_shards(model, paths, args.out, key, image_size=cfg.image_size, shard_size=args.shard_size,
                                  batch_size=args.batch_size, device=device, num_workers=args.num_workers,
-                                 photo_mode=cfg.photo_mode, rank=rank, world_size=world)
+                                 photo_mode=cfg.photo_mode, crop=cfg.crop, rank=rank, world_size=world)
         left = missing_shards(args.out)
         print(f"{args.out}: {manifest['n_shards'] - len(left)} of {manifest['n_shards']} shards encoded "
               f"({manifest['n']} images)")
@@ -213,7 +214,7 @@ def run(args: Any) -> int:
 
             faiss.write_index(index.index, str(Path(args.out) / f"index_{args.index}.faiss"))
         if args.query:
-            q, _ = encode(model, list(args.query), "sketch", cfg.image_size, args.batch_size, device)
+            q, _ = encode(model, list(args.query), "sketch", cfg.image_size, args.batch_size, device, crop=cfg.crop)
             scores, idx = index.search(q, min(args.k, len(paths)))
             for sketch, row_s, row_i in zip(args.query, scores.tolist(), idx.tolist()):
                 print(sketch)

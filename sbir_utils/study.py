@@ -97,7 +97,7 @@ def run_dir(profile: Profile, run: Run, dataset: str = "embedded") -> Path:
 
 # TrainConfig fields added after runs were made: at these defaults they are left out of the fingerprint,
 # so that those runs stay valid.
-LATER_FIELDS: dict[str, Any] = {"photo_mode": "rgb"}
+LATER_FIELDS: dict[str, Any] = {"photo_mode": "rgb", "crop": False}
 
 
 def _fingerprint(cfg: TrainConfig, options: dict[str, Any], spec: DatasetSpec) -> str:

@@ -63,7 +63,7 @@ def base_config(plan: TransferPlan) -> TrainConfig:
     cfg = profile.aafg if t.model == "aafg" else profile.convnext
     changes: dict[str, Any] = {"model": t.model, "backbone": t.backbone, "image_size": t.image_size,
                                "batch_size": t.batch_size, "lr": t.lr, "temperature": t.temperature,
-                               "photo_mode": t.photo_mode}
+                               "photo_mode": t.photo_mode, "crop": t.crop}
     if t.model == "convnext_infonce":
         changes["loss"] = "infonce"
     return dataclasses.replace(cfg, **changes)
@@ -107,7 +107,8 @@ def run_transfer(plan: TransferPlan, progress: bool = False) -> pd.DataFrame:
     n_real = len(train_df)
     e_scratch = scratch_epochs(t.epochs, t.pretrain_epochs, n_real, n_emb)
     _, _, relevant = evaluation.retrieval_task(test_df)
-    per_query, _, nq, ng = evaluation.baseline_per_query(train_df, test_df, seed=t.seeds[0])  # HOG tuned once
+    hog_grid = {**evaluation.HOG_GRID, "crop": [False, True]}
+    per_query, _, nq, ng = evaluation.baseline_per_query(train_df, test_df, seed=t.seeds[0], grid=hog_grid)  # tuned once
     hog_label = next(label for label in per_query if label != "random")
     baselines = [("HOG", None, per_query[hog_label], hog_label)]
     baselines += [("random", seed, per_query_metrics(random_scores(nq, ng, seed), relevant), "uniform random scores")
@@ -182,7 +183,7 @@ def markdown(table: pd.DataFrame, plan: TransferPlan, cfg: TrainConfig, n_real: 
                      f"{r['pairs_seen']} | {r['detail']} |")
     head = (f"Real-data transfer on `{plan.real_root}` (gallery {int(table['n_gallery'].iloc[0])} test photos; "
             f"{n_real} real / {n_emb} embedded training pairs). Model: {cfg.model}, backbone {cfg.backbone}, "
-            f"{cfg.image_size} px, photos {cfg.photo_mode}, loss {cfg.loss}, batch {cfg.batch_size}, lr {cfg.lr}, profile `{plan.profile}`. "
+            f"{cfg.image_size} px, photos {cfg.photo_mode}{', cropped to the object' if cfg.crop else ''}, loss {cfg.loss}, batch {cfg.batch_size}, lr {cfg.lr}, profile `{plan.profile}`. "
             f"Mean ± sd over seeds {list(t.seeds)}. Goal: acc@1 >= {GOAL['acc@1']:.2f}, "
             f"acc@10 >= {GOAL['acc@10']:.2f}.")
     return head + "\n\n" + "\n".join(lines) + "\n"
@@ -269,6 +270,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--temp", type=float, dest="temperature", help="InfoNCE temperature")
     g.add_argument("--image_size", type=int)
     g.add_argument("--photo_mode", choices=("rgb", "edges"))
+    g.add_argument("--crop", action=argparse.BooleanOptionalAction, help="crop to the drawing / object first")
     g.add_argument("--batch_size", type=int)
     g.add_argument("--lr", type=float)
     parser.add_argument("--progress", action="store_true", help="progress bars")

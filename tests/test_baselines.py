@@ -84,8 +84,24 @@ def test_tune_hog_picks_the_best_setting_on_training_data(pairs):
     assert len(table) == 8
     assert table["score"].max() == 1.0  # the exact-edge-map setting exists in the grid
     assert table.loc[table["score"].idxmax(), "photo_mode"] == best["photo_mode"]
-    assert set(best) == {"size", "photo_mode", "edge_sigma", "edge_size", "pixels_per_cell"}
+    assert set(best) == {"size", "photo_mode", "edge_sigma", "edge_size", "crop", "pixels_per_cell"}
     sim = hog_baseline(sketches, photos, **best)
     assert per_query_metrics(sim, relevant, p_ks=())["rr"].mean() == pytest.approx(table["score"].max())
     with pytest.raises(ValueError, match="metric must be"):
         tune_hog(sketches, photos, relevant, {"size": [32]}, metric="accuracy")
+
+
+def test_crop_recovers_sketches_drawn_small_and_off_centre(tmp_path):
+    """Sketches = the photos' edge maps shrunk to a third and pasted in a corner of a large canvas: HOG of
+    the padded images mostly misses them; cropped to the drawing / object first, it finds them."""
+    photos = _photos(8, seed=3)
+    sketches = []
+    for i, photo in enumerate(photos):
+        edges = photo_to_sketchlike(photo, "edges", 96, edge_sigma=1.0).resize((64, 64))
+        canvas = Image.new("L", (192, 192), 255)
+        canvas.paste(edges, ((i % 2) * 128, (i // 2 % 2) * 128))
+        sketches.append(canvas)
+    relevant = np.eye(8, dtype=bool)
+    plain = per_query_metrics(hog_baseline(sketches, photos), relevant)["acc@1"].mean()
+    cropped = per_query_metrics(hog_baseline(sketches, photos, crop=True), relevant)["acc@1"].mean()
+    assert cropped >= 0.75 and cropped > plain + 0.25

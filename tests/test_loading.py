@@ -218,9 +218,53 @@ def test_new_default_config_fields_keep_old_run_fingerprints(tmp_path):
 
     spec = load_spec(make_tiny_dataset(tmp_path / "d", photos=(2, 1, 1)))
     cfg = TrainConfig()
-    old = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "photo_mode"}  # as before the field existed
+    old = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("photo_mode", "crop")}  # before they existed
     digest = hashlib.sha256(json.dumps([old, {}], sort_keys=True, default=str).encode())
     for split in ("train", "val"):
         digest.update(spec.csv(split).read_bytes())
     assert study._fingerprint(cfg, {}, spec) == digest.hexdigest()
     assert study._fingerprint(dataclasses.replace(cfg, photo_mode="edges"), {}, spec) != digest.hexdigest()
+    assert study._fingerprint(dataclasses.replace(cfg, crop=True), {}, spec) != digest.hexdigest()
+
+
+def _shoe_outline(canvas: int, box: tuple[int, int, int, int], width: int) -> Image.Image:
+    """A crude shoe (sole, heel, toe curve) drawn black on white inside ``box`` of a ``canvas`` square."""
+    img = Image.new("L", (canvas, canvas), 255)
+    x0, y0, x1, y1 = box
+    w, h = x1 - x0, y1 - y0
+    pts = [(x0, y1), (x1, y1), (x1, y0 + 0.6 * h), (x0 + 0.55 * w, y0 + 0.3 * h), (x0 + 0.3 * w, y0),
+           (x0, y0), (x0, y1)]
+    ImageDraw.Draw(img).line(pts, fill=0, width=width)
+    return img
+
+
+def test_crop_makes_a_small_off_centre_drawing_fill_the_frame(tmp_path):
+    from sbir_utils.data.loading import crop_to_object
+
+    small = _shoe_outline(512, (20, 300, 180, 420), 6)  # drawn small in the lower-left corner
+    large = _shoe_outline(512, (40, 136, 472, 460), 16)  # the same shape filling the canvas
+    for name, img in (("small", small), ("large", large)):
+        img.save(tmp_path / f"{name}.png")
+    files = [tmp_path / "small.png", tmp_path / "large.png"]
+    plain = ImageDataset(files, "sketch", 32, image_cache=None)
+    cropped = ImageDataset(files, "sketch", 32, image_cache=None, crop=True)
+    gap_plain = float((plain[0] - plain[1]).abs().mean())
+    gap_cropped = float((cropped[0] - cropped[1]).abs().mean())
+    assert gap_cropped < 0.5 * gap_plain  # cropping aligns the two drawings; padding alone does not
+    box = crop_to_object(small, "sketch")
+    assert box.size[0] < 200 and box.size[1] < 150  # the ink's box (160 x 120) plus a 5% margin
+    blank = Image.new("L", (64, 48), 255)
+    assert crop_to_object(blank, "sketch") is blank  # nothing drawn: left as it is
+
+
+def test_crop_is_the_same_for_training_and_evaluation_and_has_its_own_store(tiny, tmp_path):
+    df = read_index(tiny / "index_train.csv")
+    store = tmp_path / "store"
+    ev_s = ImageDataset(df["sketch_file"].tolist(), "sketch", 32, image_cache=store, crop=True)
+    ev_p = ImageDataset(df["image_file"].tolist(), "photo", 32, "edges", image_cache=store, crop=True)
+    pair = PairDataset(df, 32, photo_mode="edges", image_cache=store, crop=True)
+    s, p, _ = pair[0]
+    assert torch.allclose(s, ev_s[0], atol=0.02) and torch.allclose(p, ev_p[0], atol=0.02)
+    uncropped = ImageDataset(df["image_file"].tolist(), "photo", 32, "edges", image_cache=store)
+    assert not torch.allclose(uncropped[0], ev_p[0])  # a separate store entry, not the cropped pixels
+    assert torch.equal(uncropped[0], ImageDataset(df["image_file"].tolist(), "photo", 32, "edges", image_cache=None)[0])

@@ -87,3 +87,21 @@ def test_profile_transfer_section_and_cli_changes():
     t, cfg = plan.settings(), transfer.base_config(plan)
     assert (t.epochs, t.pretrain_epochs) == (5, 20)
     assert (cfg.model, cfg.loss, cfg.temperature, cfg.backbone) == ("convnext_infonce", "infonce", 0.1, t.backbone)
+    assert t.crop and cfg.crop  # the cpu profile crops to the drawing / object (see configs/cpu.yaml)
+    off = transfer.TransferPlan(None, None, "cpu", {"crop": False})
+    assert not transfer.base_config(off).crop
+
+
+def test_crop_flags_reach_the_configs():
+    import argparse
+
+    from sbir_utils import train_cli
+
+    parser = argparse.ArgumentParser()
+    train_cli.add_arguments(parser)
+    assert train_cli.resolve_config(parser.parse_args(["--data_root", "x", "--crop"])).crop
+    assert not train_cli.resolve_config(parser.parse_args(["--data_root", "x"])).crop  # off unless asked
+    parser = argparse.ArgumentParser()
+    transfer.add_arguments(parser)
+    args = parser.parse_args(["--real_root", "r", "--out", "o", "--no-crop"])
+    assert args.crop is False
