@@ -33,7 +33,7 @@ from . import engine, evaluation, study
 from .config import Profile
 from .data.images import load_image
 from .data.index import DatasetSpec, read_index
-from .data.loading import ImageDataset, square
+from .data.loading import ImageDataset, crop_to_object, square
 from .data.strokes import split_strokes
 from .metrics import bootstrap_ci, metric_name, per_query_from_embeddings, unique_gallery
 
@@ -562,6 +562,10 @@ def _overlay(ax: plt.Axes, img: Any, weights: torch.Tensor, title: str) -> None:
     ax.set_title(title, fontsize=7)
 
 
+def _model_view(img: Any, kind: str, crop: bool) -> Any:
+    return crop_to_object(img, kind) if crop else img
+
+
 def plot_attention(checkpoint: str | Path, pairs: Sequence[tuple[str, str]], size: int = 128) -> plt.Figure:
     """For each (sketch, photo) pair: the sketch's and the photo's self-attention maps and, with
     cross-attention, the photo positions the sketch attends to, upsampled over the images."""
@@ -574,7 +578,8 @@ def plot_attention(checkpoint: str | Path, pairs: Sequence[tuple[str, str]], siz
     fig, axes = plt.subplots(len(pairs), 2 + len(maps), figsize=(1.7 * (2 + len(maps)), 1.8 * len(pairs)),
                              squeeze=False)
     for r, (s, p) in enumerate(pairs):
-        s_img, p_img = square(load_image(s, "sketch"), size, "sketch"), square(load_image(p, "photo"), size, "photo")
+        s_img, p_img = (square(_model_view(load_image(f, kind), kind, cfg.crop), size, kind)
+                        for f, kind in ((s, "sketch"), (p, "photo")))  # the framing the maps were computed on
         _show(axes[r, 0], s, "sketch", Path(s).name, size=size)
         _show(axes[r, 1], p, "photo", Path(p).name, size=size)
         for c, (name, m) in enumerate(maps.items(), start=2):
