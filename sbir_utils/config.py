@@ -93,6 +93,7 @@ class TransferConfig:
     crop: bool = False  # crop to the drawing / object (see TrainConfig); the HOG row may choose it too
     epochs: int = 60  # real-data epochs of the fine-tuned row (scratch: these plus the pre-training's share)
     pretrain_epochs: int = 20  # embedded fine-grained epochs
+    weights: str = "random"  # imagenet | state-dict path: adds the "pretrained-init" row (scratch's epochs from these weights)
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
 
 

@@ -106,8 +106,9 @@ def _fingerprint(cfg: TrainConfig, options: dict[str, Any], spec: DatasetSpec) -
     digest.update(json.dumps([values, options], sort_keys=True, default=str).encode())
     for split in ("train", "val"):
         digest.update(spec.csv(split).read_bytes())
-    if options.get("model_path"):  # a run initialised from a file is stale when that file changes
-        digest.update(Path(options["model_path"]).read_bytes())
+    for init in (options.get("model_path"), cfg.weights):  # a run initialised from a file is stale when it changes
+        if init and init not in ("random", "imagenet"):
+            digest.update(Path(init).read_bytes())
     return digest.hexdigest()
 
 

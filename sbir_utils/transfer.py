@@ -8,7 +8,9 @@ The table (``sbir transfer``), on a fine-grained real index folder with train / 
 * ``scratch``: the model trained from random initialisation on the real training split;
 * ``zero-shot``: the model trained on the embedded fine-grained objects only (chosen on the embedded
   validation split), applied to the real test split without seeing a real sketch;
-* ``fine-tuned``: the zero-shot model, then trained on the real training split (``--init_from``).
+* ``fine-tuned``: the zero-shot model, then trained on the real training split (``--init_from``);
+* ``pretrained-init`` (only with ``--weights imagenet`` or a state-dict file): scratch's schedule, the
+  backbone starting from those weights instead of random ones (what every published figure starts from).
 
 Equal budget: ``scratch`` sees as many training pairs as ``zero-shot`` pre-training plus fine-tuning
 together (same model, same input size, so about the same compute); each row's measured minutes are
@@ -37,8 +39,10 @@ from .data import sources
 from .data.index import DatasetSpec, IndexValidationError, load_spec, read_index
 from .fileio import atomic_write_text
 from .metrics import metric_name, per_query_metrics
+from .models.backbones import WeightsUnavailableError, build_trunk
 
-ROWS = ("random", "HOG", "scratch", "zero-shot", "fine-tuned")
+ROWS = ("random", "HOG", "scratch", "pretrained-init", "zero-shot", "fine-tuned")
+OPTIONAL_ROWS = ("pretrained-init",)  # only when TransferConfig.weights is not "random"
 METRICS = ("acc@1", "acc@10", "mrr")
 GOAL = {"acc@1": 0.30, "acc@10": 0.75}  # issue 9, on a ~100-photo gallery of unseen shoes
 
@@ -58,12 +62,13 @@ class TransferPlan:
 
 
 def base_config(plan: TransferPlan) -> TrainConfig:
-    """The profile's TrainConfig for the transfer model, with the transfer section's settings."""
+    """The profile's TrainConfig for the transfer model, with the transfer section's settings and random
+    initial weights (the section's ``weights`` go to the pretrained-init row only)."""
     t, profile = plan.settings(), load_profile(plan.profile)
     cfg = profile.aafg if t.model == "aafg" else profile.convnext
-    changes: dict[str, Any] = {"model": t.model, "backbone": t.backbone, "image_size": t.image_size,
-                               "batch_size": t.batch_size, "lr": t.lr, "temperature": t.temperature,
-                               "photo_mode": t.photo_mode, "crop": t.crop}
+    changes: dict[str, Any] = {"model": t.model, "backbone": t.backbone, "weights": "random",  # scratch is scratch
+                               "image_size": t.image_size, "batch_size": t.batch_size, "lr": t.lr,
+                               "temperature": t.temperature, "photo_mode": t.photo_mode, "crop": t.crop}
     if t.model == "convnext_infonce":
         changes["loss"] = "infonce"
     return dataclasses.replace(cfg, **changes)
@@ -101,6 +106,8 @@ def run_transfer(plan: TransferPlan, progress: bool = False) -> pd.DataFrame:
     embedded = sources.object_spec(plan.profile, "embedded", protocol="fine")
     n_emb = _n_train_pairs(embedded)
     base, t = base_config(plan), plan.settings()
+    if t.weights != "random":  # fail before anything is trained when the weights cannot be had
+        build_trunk(t.backbone, t.weights)
     rows: list[dict[str, Any]] = []
 
     train_df, test_df = read_index(real.csv("train"), real), read_index(real.csv("test"), real)
@@ -130,8 +137,15 @@ def run_transfer(plan: TransferPlan, progress: bool = False) -> pd.DataFrame:
         scr_cfg = dataclasses.replace(base, seed=seed, epochs=e_scratch)
         scr = study.train_once(scr_cfg, real, runs / "scratch" / f"seed{seed}", {"select_metric": "mrr"},
                                {"row": "scratch", "seed": seed}, progress)
+        learned = [("scratch", scr, scr["wall_time_s"] / 60, e_scratch * n_real, f"{e_scratch} real epochs")]
+        if t.weights != "random":
+            init_cfg = dataclasses.replace(scr_cfg, weights=t.weights)
+            init = study.train_once(init_cfg, real, runs / "pretrained-init" / f"seed{seed}", {"select_metric": "mrr"},
+                                    {"row": "pretrained-init", "seed": seed, "weights": t.weights}, progress)
+            learned.append(("pretrained-init", init, init["wall_time_s"] / 60, e_scratch * n_real,
+                            f"backbone weights {t.weights}, {e_scratch} real epochs"))
         for name, summary, minutes, pairs, detail in (
-            ("scratch", scr, scr["wall_time_s"] / 60, e_scratch * n_real, f"{e_scratch} real epochs"),
+            *learned,
             ("zero-shot", pre, pre["wall_time_s"] / 60, t.pretrain_epochs * n_emb,
              f"{t.pretrain_epochs} embedded epochs, no real sketch"),
             ("fine-tuned", fine, pre["wall_time_s"] / 60 + fine["wall_time_s"] / 60,
@@ -240,9 +254,9 @@ def plot_table(table: pd.DataFrame) -> plt.Figure:
 
 
 def learning_curves(out: str | Path, metric: str = "val_mrr") -> plt.Figure:
-    """Validation ``metric`` per epoch of the scratch and fine-tuned runs (every seed)."""
+    """Validation ``metric`` per epoch of the scratch, fine-tuned and (when run) pretrained-init runs, every seed."""
     fig, ax = plt.subplots(figsize=(6, 3.6))
-    for name, color in (("scratch", "#55a868"), ("fine-tuned", "#4c72b0")):
+    for name, color in (("scratch", "#55a868"), ("fine-tuned", "#4c72b0"), ("pretrained-init", "#dd8452")):
         for i, f in enumerate(sorted((Path(out) / "runs" / name).glob("seed*/metrics.csv"))):
             h = pd.read_csv(f)
             ax.plot(h["epoch"], h[metric], color=color, alpha=0.8, label=name if i == 0 else None)
@@ -273,6 +287,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--crop", action=argparse.BooleanOptionalAction, help="crop to the drawing / object first")
     g.add_argument("--batch_size", type=int)
     g.add_argument("--lr", type=float)
+    g.add_argument("--weights", metavar="W",
+                   help="imagenet | path to a backbone state dict: adds a row trained like scratch from these weights")
     parser.add_argument("--progress", action="store_true", help="progress bars")
 
 
@@ -287,7 +303,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     try:
         run_transfer(plan, progress=args.progress)
-    except (FileNotFoundError, ValueError, IndexValidationError) as exc:
+    except (FileNotFoundError, ValueError, IndexValidationError, WeightsUnavailableError) as exc:
         print(f"sbir transfer: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     print((plan.out / "transfer.md").read_text())

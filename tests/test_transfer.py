@@ -30,7 +30,7 @@ def test_transfer_table_rows_budgets_and_reuse(env, capsys):
             "--epochs", "1", "--pretrain_epochs", "1", "--image_size", "32"]
     assert cli.main(argv) == 0
     runs = pd.read_csv(out / "transfer_runs.csv")
-    assert set(runs["method"]) == set(transfer.ROWS)
+    assert set(runs["method"]) == set(transfer.ROWS) - set(transfer.OPTIONAL_ROWS)  # no --weights: no such row
     assert (runs["n_gallery"] == 5).all() and (runs["n_queries"] == 10).all()
     for m in transfer.METRICS:
         assert runs[m].between(0, 1).all()
@@ -40,7 +40,7 @@ def test_transfer_table_rows_budgets_and_reuse(env, capsys):
     plan = json.loads((out / "runs" / "fine-tuned" / "seed0" / "plan.json").read_text())
     assert plan["run"]["init_from"].endswith("pretrain/seed0/checkpoints/best.pt")
     table = pd.read_csv(out / "transfer.csv")
-    assert list(table["method"]) == list(transfer.ROWS)
+    assert list(table["method"]) == [r for r in transfer.ROWS if r not in transfer.OPTIONAL_ROWS]
     md = (out / "transfer.md").read_text()
     assert "| fine-tuned |" in md and "Goal: acc@1 >= 0.30" in md
     assert transfer.applicable("tiny", real) == (True, "")
@@ -57,6 +57,44 @@ def test_transfer_table_rows_budgets_and_reuse(env, capsys):
     (out / "runs" / "pretrain" / "seed0" / "summary.json").touch()
     assert cli.main(argv) == 0
     assert (out / "runs" / "fine-tuned" / "seed0" / "summary.json").stat().st_mtime_ns != stamp["fine-tuned"]
+
+
+def test_weights_add_a_pretrained_init_row_and_missing_weights_stop_before_training(env, capsys, monkeypatch):
+    import torch
+    import torchvision
+
+    real = make_tiny_dataset(env / "real", photos=(6, 3, 5), sketches=2, size=48)
+    weights = env / "resnet18_weights.pth"
+    torch.manual_seed(1)
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), weights)
+    argv = ["transfer", "--real_root", str(real), "--profile", "smoke", "--seeds", "0", "--epochs", "1",
+            "--pretrain_epochs", "1", "--image_size", "32"]
+    # weights that cannot be had: a clear error naming them, before anything is trained or written
+    monkeypatch.setenv("TORCH_HOME", str(env / "empty_torch_home"))
+    for bad, named in ((env / "nope.pth", "nope.pth"), ("imagenet", "resnet18")):
+        out = env / f"bad_{named}"
+        assert cli.main([*argv, "--out", str(out), "--weights", str(bad)]) == 2
+        err = capsys.readouterr().err
+        assert named in err and "error" in err
+        assert not out.exists()
+    out = env / "with_weights"
+    assert cli.main([*argv, "--out", str(out), "--weights", str(weights)]) == 0
+    runs = pd.read_csv(out / "transfer_runs.csv").set_index("method")
+    assert set(runs.index) == set(transfer.ROWS)
+    assert runs.loc["pretrained-init", "pairs_seen"] == runs.loc["scratch", "pairs_seen"]  # scratch's schedule
+    assert str(weights) in runs.loc["pretrained-init", "detail"]
+    config = json.loads((out / "runs" / "pretrained-init" / "seed0" / "config.json").read_text())
+    assert config["train"]["weights"] == str(weights)
+    scratch = json.loads((out / "runs" / "scratch" / "seed0" / "config.json").read_text())
+    assert scratch["train"]["weights"] == "random"
+    assert list(pd.read_csv(out / "transfer.csv")["method"]) == list(transfer.ROWS)
+    # changed weights (same path) make the row stale: it is trained again, the others are reused
+    stamp = {r: (out / "runs" / r / "seed0" / "summary.json").stat().st_mtime_ns for r in ("scratch", "pretrained-init")}
+    torch.manual_seed(2)
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), weights)
+    assert cli.main([*argv, "--out", str(out), "--weights", str(weights)]) == 0
+    assert (out / "runs" / "scratch" / "seed0" / "summary.json").stat().st_mtime_ns == stamp["scratch"]
+    assert (out / "runs" / "pretrained-init" / "seed0" / "summary.json").stat().st_mtime_ns != stamp["pretrained-init"]
 
 
 def test_transfer_refuses_a_category_index_and_names_it(env, capsys):
@@ -90,6 +128,10 @@ def test_profile_transfer_section_and_cli_changes():
     assert t.crop and cfg.crop  # the cpu profile crops to the drawing / object (see configs/cpu.yaml)
     off = transfer.TransferPlan(None, None, "cpu", {"crop": False})
     assert not transfer.base_config(off).crop
+    assert t.weights == "random"  # the cpu profile has no pretrained-init row
+    full = transfer.TransferPlan(None, None, "full")
+    # the full profile's InfoNCE run starts from ImageNet weights; in the table only pretrained-init does
+    assert full.settings().weights == "imagenet" and transfer.base_config(full).weights == "random"
 
 
 def test_crop_flags_reach_the_configs():
