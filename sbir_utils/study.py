@@ -23,6 +23,7 @@ from .config import Profile, TrainConfig
 from .data import sources
 from .data.index import DatasetSpec
 from .fileio import atomic_write_text
+from .models.weight_sources import is_packaged
 
 # AAFG ablation rows of the seed's table: (self-attention, cross-attention)
 ABLATIONS: dict[str, tuple[bool, bool]] = {
@@ -107,7 +108,7 @@ def _fingerprint(cfg: TrainConfig, options: dict[str, Any], spec: DatasetSpec) -
     for split in ("train", "val"):
         digest.update(spec.csv(split).read_bytes())
     for init in (options.get("model_path"), cfg.weights):  # a run initialised from a file is stale when it changes
-        if init and init not in ("random", "imagenet"):
+        if init and init not in ("random", "imagenet") and not is_packaged(init):  # packaged: checksum-pinned
             digest.update(Path(init).read_bytes())
     return digest.hexdigest()
 

