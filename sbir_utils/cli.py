@@ -7,8 +7,11 @@ Each sub-command lives in the module that does the work, which provides ``add_ar
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
+import re
 import sys
+from pathlib import Path
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("sbir_utils.data.procedural", "generate the embedded procedural data set for a profile"),
@@ -20,28 +23,104 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "reproduce": ("sbir_utils.pipeline", "run the whole study: data, notebooks 01-06, HTML reports"),
 }
 
+FALLBACK_VERSION = "0.1.0"  # pyproject.toml's, for a source tree that was never installed
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    top = argparse.ArgumentParser(
+
+def package_version() -> str:
+    """The installed ``sbir_utils`` version, else the one in the source tree's pyproject.toml."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("sbir_utils")
+    except PackageNotFoundError:
+        pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+        try:
+            match = re.search(r'^version\s*=\s*"([^"]+)"', pyproject.read_text(encoding="utf-8"), re.M)
+        except OSError:
+            match = None
+        return match.group(1) if match else FALLBACK_VERSION
+
+
+def closest(word: str, candidates) -> str | None:
+    close = difflib.get_close_matches(word, sorted(set(candidates)), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def did_you_mean(words, candidates) -> str:
+    """`` (did you mean X?)`` for the closest candidate of each word, or an empty string."""
+    words = [words] if isinstance(words, str) else list(words)
+    pairs = [(w, c) for w in words if (c := closest(w, candidates))]
+    if not pairs:
+        return ""
+    if len(pairs) == 1:
+        return f" (did you mean {pairs[0][1]}?)"
+    return " (did you mean " + ", ".join(f"{c} for {w}" for w, c in pairs) + "?)"
+
+
+def _option_strings(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> set[str]:
+    """Every option of ``parser`` and of the sub-parser that was chosen (``sbir index FORMAT``)."""
+    found = set(parser._option_string_actions)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and getattr(ns, action.dest, None) in action.choices:
+            found |= _option_strings(action.choices[getattr(ns, action.dest)], ns)
+    return found
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with a "did you mean ...?" hint for an unrecognised flag (still exit status 2)."""
+
+    def parse_args(self, args=None, namespace=None):
+        ns, extras = self.parse_known_args(args, namespace)
+        if extras:
+            known = _option_strings(self, ns)
+            hints = did_you_mean([a.split("=", 1)[0] for a in extras if a.startswith("-")], known)
+            self.error(f"unrecognized arguments: {' '.join(extras)}{hints}")
+        return ns
+
+
+def _top_parser() -> Parser:
+    width = max(len(k) for k in COMMANDS)
+    listing = "\n".join(f"  {name:<{width}}  {help_text}" for name, (_, help_text) in COMMANDS.items())
+    top = Parser(
         prog="sbir",
-        description="Sketch-based image retrieval study.",
+        usage="%(prog)s [-h] [--version] COMMAND [OPTIONS ...]",
+        description=f"Sketch-based image retrieval study.\n\ncommands:\n{listing}",
         epilog="Run 'sbir COMMAND --help' for a command's options.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    top.add_argument("command", choices=sorted(COMMANDS), metavar="COMMAND",
-                     help="; ".join(f"{k}: {v[1]}" for k, v in COMMANDS.items()))
+    top.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
+    top.add_argument("command", metavar="COMMAND", help="one of the commands above")
+    return top
+
+
+def command_parser(command: str) -> tuple[Parser, object]:
+    """The parser of ``sbir COMMAND`` with the module's options, and the module."""
+    module_name, help_text = COMMANDS[command]
+    module = importlib.import_module(module_name)
+    parser = Parser(prog=f"sbir {command}", description=help_text)
+    module.add_arguments(parser)
+    return parser, module
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    top = _top_parser()
     if not argv or argv[0] in ("-h", "--help"):
         top.print_help()
         return 0
-    ns, rest = top.parse_known_args(argv[:1])
-    module_name, help_text = COMMANDS[ns.command]
-    module = importlib.import_module(module_name)
-    parser = argparse.ArgumentParser(prog=f"sbir {ns.command}", description=help_text)
-    module.add_arguments(parser)
-    args = parser.parse_args(argv[1:] + rest)
+    if argv[0] == "--version":
+        print(f"sbir {package_version()}")
+        return 0
+    command = argv[0]
+    if command not in COMMANDS:
+        if command.startswith("-"):
+            top.error(f"unknown option {command!r}{did_you_mean(command, top._option_string_actions)}")
+        top.error(f"unknown command {command!r}{did_you_mean(command, COMMANDS)}; "
+                  f"choose from {', '.join(COMMANDS)}")
+    parser, module = command_parser(command)
+    args = parser.parse_args(argv[1:])
     try:
         return int(module.run(args) or 0)
     except KeyboardInterrupt:
-        print(f"sbir {ns.command}: interrupted", file=sys.stderr)
+        print(f"sbir {command}: interrupted", file=sys.stderr)
         return 130

@@ -1,8 +1,8 @@
 """``sbir eval``: retrieval metrics of a checkpoint on a test index (stage 1, and stage 2 for AAFG).
 
     sbir eval --data_root DATA/Sketchy --test_csv index_test.csv --ckpt checkpoints/best.pt --batch_size 64
-    sbir eval --model convnext_infonce --backbone convnext_small --data_root fscoco \\
-        --model_path models/model_normal.pth            # the ConvNeXt seed's released state dicts
+    sbir eval --model convnext_infonce --data_root fscoco --model_path models/model_normal.pth \\
+        --profile full                                  # the ConvNeXt seed's released state dicts
 
 ``--ckpt`` is looked up as given, then under ``--log_dir``. Metrics are fractions in [0, 1].
 """
@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log_dir", help="run folder whose checkpoints/ holds --ckpt")
     parser.add_argument("--model_path", help="a plain state dict instead of --ckpt (e.g. the ConvNeXt seed's "
                                              "model_normal.pth); say the model with --model/--backbone")
-    parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--batch_size", type=int, default=64, help="images per forward pass (default 64)")
     parser.add_argument("--rerank_k", type=int, help="AAFG stage 2: re-rank each query's top K (default: the "
                                                      "checkpoint's; 0 = stage 1 only)")
     parser.add_argument("--json", metavar="PATH", help="also write the metrics as JSON")
@@ -38,13 +38,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", choices=SPLITS, default=None, help="FS-COCO split sub-folder of --data_root")
     parser.add_argument("--val_unseen", action="store_true", help="same as --split unseen-file")
     parser.add_argument("--no_cuda", action="store_true", help="evaluate on the CPU")
-    parser.add_argument("--num_workers", type=int, default=0)
+    parser.add_argument("--num_workers", type=int, default=0, help="data-loader worker processes (default 0)")
     g = parser.add_argument_group("for --model_path (a checkpoint stores its own settings)")
-    g.add_argument("--model", choices=MODELS, default="convnext_infonce")
-    g.add_argument("--backbone", default=None, help="default: the profile's (convnext_small for the seed's files)")
-    g.add_argument("--image_size", type=int, default=None)
-    g.add_argument("--embed_dim", type=int, default=None)
-    g.add_argument("--profile", default="full", help=f"defaults for --model_path {PROFILES} (default full)")
+    g.add_argument("--model", choices=MODELS, default="convnext_infonce",
+                   help="architecture of the --model_path state dict (default convnext_infonce)")
+    g.add_argument("--backbone", default=None,
+                   help="default: the profile's (cpu: convnext_atto, or resnet18 for aafg; the ConvNeXt "
+                        "seed's released files need --profile full: convnext_small at 224 px)")
+    g.add_argument("--image_size", type=int, default=None, help="input side in pixels (default: the profile's)")
+    g.add_argument("--embed_dim", type=int, default=None,
+                   help="AAFG embedding size (default: the profile's; a ConvNeXt-InfoNCE file's own "
+                        "projection head, or none, is followed)")
+    g.add_argument("--profile", default="cpu",
+                   help=f"defaults for --model_path {PROFILES} (default cpu, as for sbir train; "
+                        "the ConvNeXt seed's released .pth files need 'full')")
 
 
 def resolve_checkpoint(ckpt: str, log_dir: str | None) -> Path:
@@ -121,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
         res = evaluate(ckpt, data_root, args.test_csv, args.batch_size, args.rerank_k, cfg=cfg,
                        device="cpu" if args.no_cuda else None, num_workers=args.num_workers, details=not args.no_html)
     except (FileNotFoundError, ValueError, WeightsUnavailableError) as exc:
+        if args.model_path and args.profile != "full" and "does not fit" in str(exc):
+            exc = ValueError(f"{exc}; the ConvNeXt seed's released files need --profile full")
         return error("eval", exc)
     details = res.pop("details", None)
     print(format_table(res))

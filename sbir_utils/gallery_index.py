@@ -164,14 +164,14 @@ def add_arguments(parser: Any) -> None:
     src.add_argument("--photos", metavar="DIR", help="every image file under DIR (sorted, recursive)")
     src.add_argument("--list", metavar="FILE", help="a text file with one image path per line")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder of the shards and the index")
-    parser.add_argument("--shard_size", type=int, default=50_000)
-    parser.add_argument("--batch_size", type=int, default=64)
-    parser.add_argument("--num_workers", type=int, default=0)
+    parser.add_argument("--shard_size", type=int, default=50_000, help="photos per shard file (default 50000)")
+    parser.add_argument("--batch_size", type=int, default=64, help="images per forward pass (default 64)")
+    parser.add_argument("--num_workers", type=int, default=0, help="data-loader worker processes (default 0)")
     parser.add_argument("--index", choices=INDEX_KINDS, default=None,
                         help="build this index from the shards when all are done (faiss kinds saved as index_KIND.faiss)")
     parser.add_argument("--query", nargs="*", default=[], metavar="SKETCH", help="sketch files to search for")
     parser.add_argument("--k", type=int, default=10, help="results per query")
-    parser.add_argument("--no_cuda", action="store_true")
+    parser.add_argument("--no_cuda", action="store_true", help="encode on the CPU even when a GPU is present")
 
 
 def _collect(args: Any) -> list[str]:

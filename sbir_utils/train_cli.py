@@ -33,7 +33,24 @@ VAL_METRICS = ("acc@1", "acc@5", "acc@10", "mrr", "mAP@all", "mAP@200", "P@100",
 SELECT_METRICS = VAL_METRICS + tuple("s2_" + m for m in VAL_METRICS)
 
 
+DESCRIPTION = """\
+Train AAFG or ConvNeXt-InfoNCE.
+
+"The seeds' flags": the flags are named as in the two codebases this study started from (AAFG-SBIR's
+scripts/train.py and ConvNext-InfoNCE-SBIR's train.py), so their commands work here unchanged, e.g.
+  sbir train --data_root DATA/Sketchy --train_csv index_train.csv --val_csv index_val.csv \\
+      --log_dir runs/Sketchy --epochs 60 --batch_size 32 --lr 1e-4 --margin 0.2 --embed_dim 512 \\
+      --attn_reduction 1 --amp
+  sbir train --model convnext_infonce --data_root fscoco --epochs 10 --lr 1e-4 --temp 0.05 \\
+      --batch_size 60 --seed 42 --val_unseen --save
+The other flags are this project's additions. A setting not given on the command line comes from
+configs/<profile>.yaml (--profile, default cpu; 'full' holds the seeds' 224 px GPU settings).
+Under 'torchrun --nproc_per_node N -m sbir_utils train ...' it trains with DistributedDataParallel."""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = DESCRIPTION
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     d = parser.add_argument_group("data")
     d.add_argument("--data_root", required=True, metavar="DIR",
                    help="index folder with index_train.csv, index_val.csv (and dataset.json), or a folder with one "
@@ -64,10 +81,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         ".pth) or another run's checkpoint (e.g. pre-trained on the embedded set, then fine-tuned "
                         "here); the optimiser, schedule and epoch count start afresh")
     o = parser.add_argument_group("optimisation")
-    o.add_argument("--epochs", type=int)
+    o.add_argument("--epochs", type=int, help="training epochs (default: the profile's)")
     o.add_argument("--batch_size", type=int, help="pairs per batch (per process under torchrun)")
     o.add_argument("--lr", type=float, help="AdamW learning rate (cosine decay over the epochs)")
-    o.add_argument("--weight_decay", type=float)
+    o.add_argument("--weight_decay", type=float, help="AdamW weight decay (default: the profile's)")
     o.add_argument("--loss", choices=("triplet", "infonce"), help="embedding loss (default: triplet for aafg, "
                                                                   "infonce for convnext_infonce)")
     o.add_argument("--margin", type=float, help="triplet margin (0.2)")
@@ -77,7 +94,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     o.add_argument("--warmup_epochs", type=int, default=None,
                    help="first epochs trained with --warmup_loss (batch-hard triplet from random init collapses; "
                         "default: the profile's)")
-    o.add_argument("--warmup_loss", choices=("infonce", "semihard"), default=None, help="default: the profile's")
+    o.add_argument("--warmup_loss", choices=("infonce", "semihard"), default=None,
+                   help="loss of the --warmup_epochs: InfoNCE or semi-hard triplet (default: the profile's)")
     o.add_argument("--pair_weight", type=float, default=1.0, help="AAFG: weight of the cross-attention pair loss")
     neck = o.add_mutually_exclusive_group()
     neck.add_argument("--head_bn", action="store_true",
@@ -95,7 +113,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     r.add_argument("--log_dir", help="run folder: config.json, metrics.csv, tb/ and checkpoints/epoch_XX.pt + "
                                      "checkpoints/best.pt go under it (default: runs/<model>/<dataset>)")
     r.add_argument("--profile", default="cpu", help=f"defaults from configs/<profile>.yaml {PROFILES} (default cpu)")
-    r.add_argument("--seed", type=int)
+    r.add_argument("--seed", type=int, help="random seed: weight initialisation, batch order, augmentation "
+                                            "(default: the profile's)")
     r.add_argument("--num_workers", type=int, help="data-loader worker processes")
     r.add_argument("--no_cuda", action="store_true", help="train on the CPU even when a GPU is present")
     r.add_argument("--resume", action="store_true", help="continue the run in --log_dir from its newest epoch_XX.pt")

@@ -276,17 +276,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", default="cpu",
                         help="profile whose embedded set and 'transfer' section are used (default cpu)")
     g = parser.add_argument_group("changes to the profile's transfer section")
-    g.add_argument("--seeds", type=int, nargs="+")
-    g.add_argument("--model", choices=("aafg", "convnext_infonce"))
-    g.add_argument("--backbone")
+    g.add_argument("--seeds", type=int, nargs="+", help="seeds of the learned rows, e.g. --seeds 0 1 2")
+    g.add_argument("--model", choices=("aafg", "convnext_infonce"), help="model of the learned rows")
+    g.add_argument("--backbone", help="torchvision/timm backbone name, e.g. resnet18")
     g.add_argument("--epochs", type=int, help="real-data epochs of the fine-tuned row")
     g.add_argument("--pretrain_epochs", type=int, help="embedded-set pre-training epochs")
     g.add_argument("--temp", type=float, dest="temperature", help="InfoNCE temperature")
-    g.add_argument("--image_size", type=int)
-    g.add_argument("--photo_mode", choices=("rgb", "edges"))
-    g.add_argument("--crop", action=argparse.BooleanOptionalAction, help="crop to the drawing / object first")
-    g.add_argument("--batch_size", type=int)
-    g.add_argument("--lr", type=float)
+    g.add_argument("--image_size", type=int, help="input side in pixels")
+    g.add_argument("--photo_mode", choices=("rgb", "edges"), help="photos as they are (rgb) or as edge maps (edges)")
+    g.add_argument("--crop", action=argparse.BooleanOptionalAction,
+                   help="crop to the drawing / object first (--no_crop or --no-crop: do not)")
+    g.add_argument("--no_crop", dest="crop", action="store_const", const=False, default=None,
+                   help="same as --no-crop")
+    g.add_argument("--batch_size", type=int, help="pairs per batch")
+    g.add_argument("--lr", type=float, help="AdamW learning rate")
     g.add_argument("--weights", metavar="W",
                    help="imagenet | path to a backbone state dict: adds a row trained like scratch from these weights")
     parser.add_argument("--progress", action="store_true", help="progress bars")

@@ -93,6 +93,11 @@ def test_eval_loads_a_seed_format_state_dict(data, tmp_path, capsys):
     captured = capsys.readouterr()
     assert rc == 0, captured.err
     assert "stage1" in captured.out and "stage2" not in captured.out
+    # without --backbone the default profile's (cpu: convnext_atto) does not fit: the error names --profile full
+    rc = cli.main(["eval", "--model", "convnext_infonce", "--image_size", "32", "--data_root", str(data),
+                   "--model_path", str(path), "--no_cuda"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "does not fit" in err and "need --profile full" in err
 
 
 @pytest.mark.parametrize("argv,message", [
