@@ -13,6 +13,14 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PKG_SRC := $(shell find sbir_utils -name '*.py' -o -name '*.txt' -o -name '*.json' 2>/dev/null)
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+KNOWN_PROFILES := smoke, cpu, full
+
+# A profile is configs/<PROFILE>.yaml: refuse an unknown one in one line instead of make's "No rule to make target".
+ifneq ($(filter reproduce data $(REPORTS_DIR)/.stamp-%,$(MAKECMDGOALS)),)
+ifeq ($(wildcard configs/$(PROFILE).yaml),)
+$(error PROFILE=$(PROFILE) is not a known profile: use one of $(KNOWN_PROFILES) (configs/<profile>.yaml))
+endif
+endif
 
 .PHONY: help venv kernel data reproduce test test-unit test-notebooks test-e2e lint lab bench clean distclean
 
@@ -53,11 +61,12 @@ test: $(STAMP) ## Unit tests, nbval over the notebooks (smoke defaults) and one 
 bench: $(STAMP) ## Run the benchmark suite and write BENCHMARKS.md
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/bench.py $(BENCH_ARGS)
 
+# In notebooks a trailing ';' is deliberate (it hides a figure's repr), so E703 is ignored there.
 lint: $(STAMP) ## ruff over the package, tests and notebooks
-	$(PY) -m ruff check sbir_utils tests
+	$(PY) -m ruff check --config 'lint.extend-per-file-ignores = {"*.ipynb" = ["E703"]}' sbir_utils tests notebooks
 
-lab: $(STAMP) ## Start JupyterLab on the project's kernel
-	$(VENV)/bin/jupyter lab notebooks
+lab: $(STAMP) ## Start JupyterLab on the project's kernel (adds --allow-root when run as root)
+	$(VENV)/bin/jupyter lab notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 clean: ## Remove generated reports, runs and data (keeps .venv)
 	rm -rf runs build data
