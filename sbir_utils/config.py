@@ -93,7 +93,10 @@ class TransferConfig:
     crop: bool = False  # crop to the drawing / object (see TrainConfig); the HOG row may choose it too
     epochs: int = 60  # real-data epochs of the fine-tuned row (scratch: these plus the pre-training's share)
     pretrain_epochs: int = 20  # embedded fine-grained epochs
-    weights: str = "random"  # imagenet | state-dict path: adds the "pretrained-init" row (scratch's epochs from these weights)
+    weights: str = "random"  # imagenet | efficientnet_lite0 | state-dict path: adds the "pretrained-init" row
+    init_backbone: str = ""  # backbone of the pretrained-init row (the one the weights fit); "": backbone
+    init_epochs: int = 0  # real epochs of the pretrained-init row; 0: as many as scratch
+    init_image_size: int = 0  # input side of the pretrained-init row; 0: image_size
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
 
 

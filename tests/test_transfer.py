@@ -97,6 +97,30 @@ def test_weights_add_a_pretrained_init_row_and_missing_weights_stop_before_train
     assert (out / "runs" / "pretrained-init" / "seed0" / "summary.json").stat().st_mtime_ns != stamp["pretrained-init"]
 
 
+def test_rows_runs_only_the_named_rows_with_packaged_weights(env, capsys):
+    real = make_tiny_dataset(env / "real", photos=(6, 3, 5), sketches=2, size=48)
+    out = env / "only_init"
+    argv = ["transfer", "--real_root", str(real), "--out", str(out), "--profile", "smoke", "--seeds", "0",
+            "--epochs", "1", "--pretrain_epochs", "1", "--image_size", "32", "--init_backbone", "tf_efficientnet_lite0",
+            "--weights", "efficientnet_lite0", "--init_epochs", "2", "--init_image_size", "48"]
+    assert cli.main([*argv, "--rows", "HOG,pretrained-init"]) == 0
+    runs = pd.read_csv(out / "transfer_runs.csv")
+    assert list(runs["method"]) == ["HOG", "pretrained-init"]
+    assert sorted(p.name for p in (out / "runs").iterdir()) == ["pretrained-init"]  # nothing else was trained
+    config = json.loads((out / "runs" / "pretrained-init" / "seed0" / "config.json").read_text())["train"]
+    assert (config["weights"], config["epochs"], config["image_size"]) == ("efficientnet_lite0", 2, 48)
+    assert config["backbone"] == "tf_efficientnet_lite0"  # the row's own backbone; the others keep the section's
+    assert runs.loc[1, "pairs_seen"] == 2 * 12 and "48 px" in runs.loc[1, "detail"]
+    # bad --rows: one line naming the problem, nothing trained
+    for rows, named in (("HOG,nonsense", "nonsense"), ("pretrained-init", "needs pretrained weights")):
+        bad = env / f"bad_{rows.replace(',', '_')}"
+        extra = [] if "nonsense" in rows else ["--weights", "random"]
+        assert cli.main([*argv[:4], str(bad), *argv[5:], *extra, "--rows", rows]) == 2
+        assert named in capsys.readouterr().err and not bad.exists()
+    assert transfer.parse_rows(None, "random") == tuple(r for r in transfer.ROWS if r != "pretrained-init")
+    assert transfer.parse_rows("fine-tuned,HOG", "random") == ("HOG", "fine-tuned")  # table order
+
+
 def test_transfer_refuses_a_category_index_and_names_it(env, capsys):
     real = make_tiny_dataset(env / "cat", protocol="category")
     ok, why = transfer.applicable("cat", real)
