@@ -298,6 +298,9 @@ def _init_distributed(device: torch.device) -> tuple[int, int, torch.device, boo
         return 0, 1, device, False
     rank, local = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
     if device.type == "cuda":
+        if local >= torch.cuda.device_count():
+            raise RuntimeError(f"LOCAL_RANK {local} but this machine has {torch.cuda.device_count()} GPU(s): start "
+                               "one process per GPU (torchrun --nproc_per_node=<GPUs>) or pass --no_cuda for CPU ranks")
         torch.cuda.set_device(local)
         device = torch.device("cuda", local)
     created = False

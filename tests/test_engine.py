@@ -175,7 +175,8 @@ def test_two_process_ddp_with_gloo(data, tmp_path):
     script = tmp_path / "worker.py"
     script.write_text(_DDP_WORKER)
     repo = str(Path(__file__).resolve().parents[1])
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    # gloo on CPU by design: on a GPU machine the ranks would otherwise each take a GPU (and NCCL)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            str(script), str(data), str(tmp_path / "ddp"), repo, "4"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
@@ -217,7 +218,8 @@ def test_ddp_step_equals_one_process_with_the_global_batch(data, tmp_path):
     script.write_text(_DDP_EXACT_WORKER)
     repo = str(Path(__file__).resolve().parents[1])
     per_rank = json.dumps(dataclasses.asdict(dataclasses.replace(cfg, batch_size=4)))
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    # gloo on CPU by design: on a GPU machine the ranks would otherwise each take a GPU (and NCCL)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                            str(script), str(data), str(tmp_path / "ddp"), repo, per_rank],
                           env=env, capture_output=True, text=True, timeout=180)
@@ -237,8 +239,11 @@ def test_ddp_step_equals_one_process_with_the_global_batch(data, tmp_path):
     assert four["train_loss"].iloc[0] != pytest.approx(ddp["train_loss"].iloc[0], rel=1e-3)
 
 
-def test_amp_bf16_on_cpu_trains(data, tmp_path):
-    s = _fit(dataclasses.replace(CONVNEXT, epochs=1, amp=True), data, tmp_path / "amp")
+@pytest.mark.parametrize("cfg", [CONVNEXT, AAFG], ids=["convnext_infonce", "aafg"])
+def test_amp_bf16_on_cpu_trains(data, tmp_path, cfg):
+    """The AAFG seed's own command has --amp; on CPU it is bf16 autocast (its BN neck and attention
+    included) and must train, not crash."""
+    s = _fit(dataclasses.replace(cfg, epochs=1, amp=True), data, tmp_path / "amp", device="cpu")
     m = pd.read_csv(tmp_path / "amp" / "metrics.csv")
     assert s["epochs_run"] == 1 and m["train_loss"].notna().all() and m["val_mrr"].between(0, 1).all()
 
@@ -257,3 +262,15 @@ def test_fine_tuning_a_seed_state_dict_keeps_its_layout(data, tmp_path):
     # from random init the same settings get the neck
     _fit(dataclasses.replace(CONVNEXT, epochs=1), data, tmp_path / "scratch", save_state_dict=True)
     assert any(k.startswith("neck.") for k in torch.load(tmp_path / "scratch" / "model.pth", weights_only=True))
+
+
+def test_more_ranks_than_gpus_is_one_clear_error(monkeypatch):
+    """torchrun with 2 processes on a 1-GPU machine: rank 1 would ask for cuda:1. Checked without a GPU."""
+    from sbir_utils import engine
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(RuntimeError, match=r"LOCAL_RANK 1 but this machine has 1 GPU\(s\).*--no_cuda"):
+        engine._init_distributed(torch.device("cuda"))

@@ -90,8 +90,9 @@ class AAFG(nn.Module):
         z = self.head(maps.mean(dim=(2, 3)))
         if self.neck is not None:
             bn = self.neck[kind]
-            if stats is not None:
-                z = F.batch_norm(z, stats[0], stats[1], bn.weight, bn.bias, False, 0.0, bn.eps)
+            if stats is not None:  # in float32: under CPU bf16 autocast the stats and z arrive as bf16
+                z = F.batch_norm(z.float(), stats[0].float(), stats[1].float(), bn.weight, bn.bias, False, 0.0,
+                                 bn.eps)
             else:
                 z = bn(z)
         return F.normalize(z, dim=-1)
