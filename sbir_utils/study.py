@@ -49,10 +49,16 @@ def _seeds(profile: Profile) -> list[int]:
     return list(profile.evaluation.seeds) or [profile.aafg.seed]
 
 
+def _random_init(cfg: TrainConfig) -> dict[str, Any]:
+    """Overrides of the random-initialisation ablation; empty when the profile trains from random already."""
+    return {"weights": "random"} if cfg.weights != "random" else {}
+
+
 def aafg_runs(profile: Profile, dataset: str = "embedded") -> list[Run]:
     """The four-way ablation on fine-grained data (first seed), the full model on every seed, the full model
-    without its BN neck (the collapse), and the full model on category-level data (embedded data only: a
-    real dataset has one protocol)."""
+    without its BN neck (the collapse), the full model from random initialisation when the profile starts
+    from pretrained weights (what pretraining is worth), and the full model on category-level data
+    (embedded data only: a real dataset has one protocol)."""
     seeds = _seeds(profile)
     data = "fine" if dataset == "embedded" else "real"
     runs = [Run(f"aafg-{data}-{name}", "aafg", data, seeds[0],
@@ -64,16 +70,23 @@ def aafg_runs(profile: Profile, dataset: str = "embedded") -> list[Run]:
     runs.append(Run(f"aafg-{data}-SA+CA-no-bn-neck", "aafg", data, seeds[0],
                     options={"head_bn": False, "warmup_epochs": 0},
                     group="collapse"))
+    if _random_init(profile.aafg):
+        runs.append(Run(f"aafg-{data}-SA+CA-random-init", "aafg", data, seeds[0], _random_init(profile.aafg),
+                        group="pretraining"))
     if dataset == "embedded":
         runs.append(Run("aafg-category-SA+CA", "aafg", "category", seeds[0], group="category"))
     return runs
 
 
 def convnext_runs(profile: Profile, dataset: str = "embedded") -> list[Run]:
-    """Normal split on every seed, the true unseen-drawer split, and a temperature sweep (first seed)."""
+    """Normal split on every seed, the true unseen-drawer split, a temperature sweep (first seed), and the
+    normal split from random initialisation when the profile starts from pretrained weights."""
     seeds = _seeds(profile)
     base = profile.convnext.temperature
     runs = [Run("convnext-normal", "convnext", "scene-normal", s, group="seeds") for s in seeds]
+    if _random_init(profile.convnext):
+        runs.append(Run("convnext-normal-random-init", "convnext", "scene-normal", seeds[0],
+                        _random_init(profile.convnext), group="pretraining"))
     runs.append(Run("convnext-unseen-user", "convnext", "scene-unseen-user", seeds[0], group="unseen"))
     runs += [Run(f"convnext-normal-t{t:g}", "convnext", "scene-normal", seeds[0], {"temperature": t},
                  group="temperature") for t in TEMPERATURES if t != base]

@@ -36,6 +36,19 @@ def test_convnext_plan_and_temperatures():
     assert all(study.train_config(p, r).model == "convnext_infonce" for r in runs)
 
 
+def test_random_init_ablation_only_when_the_profile_is_pretrained():
+    cpu, smoke = load_profile("cpu"), load_profile("smoke")
+    assert cpu.aafg.weights != "random" and cpu.convnext.weights != "random"
+    for runs, name, family in ((study.aafg_runs(cpu), "aafg-fine-SA+CA-random-init", cpu.aafg),
+                               (study.convnext_runs(cpu), "convnext-normal-random-init", cpu.convnext)):
+        ablation = [r for r in runs if r.group == "pretraining"]
+        assert [r.name for r in ablation] == [name]
+        cfg = study.train_config(cpu, ablation[0])
+        assert cfg.weights == "random" and cfg.backbone == family.backbone and cfg.epochs == family.epochs
+    assert smoke.aafg.weights == "random"  # smoke trains from random already: no such row
+    assert not [r for r in study.aafg_runs(smoke) + study.convnext_runs(smoke) if r.group == "pretraining"]
+
+
 def test_identical_run_is_reused_and_a_changed_one_retrained(smoke):
     smoke = dataclasses.replace(smoke, aafg=dataclasses.replace(smoke.aafg, epochs=1, batch_size=4))
     run = study.Run("aafg-fine-baseline", "aafg", "fine", 42, {"self_attention": False, "cross_attention": False})
