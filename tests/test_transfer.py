@@ -152,7 +152,8 @@ def test_profile_transfer_section_and_cli_changes():
     assert t.crop and cfg.crop  # the cpu profile crops to the drawing / object (see configs/cpu.yaml)
     off = transfer.TransferPlan(None, None, "cpu", {"crop": False})
     assert not transfer.base_config(off).crop
-    assert t.weights == "random"  # the cpu profile has no pretrained-init row
+    # the cpu profile adds a pretrained-init row on the packaged Lite0 weights; the other rows stay random
+    assert (t.weights, t.init_backbone) == ("efficientnet_lite0", "tf_efficientnet_lite0") and cfg.weights == "random"
     full = transfer.TransferPlan(None, None, "full")
     # the full profile's InfoNCE run starts from ImageNet weights; in the table only pretrained-init does
     assert full.settings().weights == "imagenet" and transfer.base_config(full).weights == "random"
