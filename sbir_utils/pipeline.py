@@ -24,7 +24,7 @@ from typing import Any
 from . import paths
 from .config import PROFILES, load_profile
 from .fileio import atomic_write_text
-from .reports import export_notebook_html, write_index_html
+from .reports import export_notebook_html, stderr_to_stdout_file, write_index_html
 
 VERSIONED_PACKAGES = ("torch", "torchvision", "timm", "numpy", "pandas", "scikit-learn", "papermill", "nbconvert")
 
@@ -111,6 +111,7 @@ def run_study(profile: str = "cpu", dataset: str = "embedded", data_root: str | 
             staging.rename(failed)
             raise
         html_name = f"{nb.stem}.html"
+        stderr_to_stdout_file(executed)  # training logs on stderr would show as pink error boxes
         export_notebook_html(executed, staging / html_name)
         seconds = time.time() - t0
         print(f"[reproduce] {nb.name} done in {seconds:.1f} s", flush=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,21 @@ NOTEBOOK_TITLES = {
     "03": "ConvNeXt-InfoNCE: scene-level retrieval",
     "04": "Evaluation",
     "05": "Error analysis",
+    "06": "Real-data transfer",
 }
+
+
+def table(df: pd.DataFrame, precision: int = 3, index: bool | None = None, na_rep: str = "–") -> Any:
+    """``df`` for display in a notebook: numbers to ``precision`` decimals, missing values as ``na_rep``
+    (not "nan"), and the index hidden when it is pandas' row numbers (``index=None``) or when ``index=False``.
+
+    Returns a pandas Styler; the notebook's HTML report shows it as a plain table.
+    """
+    numbered = isinstance(df.index, pd.RangeIndex) and df.index.name is None
+    styler = df.style.format(precision=precision, na_rep=na_rep)
+    if index is False or (index is None and numbered):
+        styler = styler.hide(axis="index")
+    return styler
 
 
 def save_figure(fig: Any, name: str, dpi: int = 110, show: bool = True) -> Path:
@@ -54,23 +69,77 @@ _NETWORK_INLINE_SCRIPT = re.compile(r"<script[^>]*>(?:(?!</script>).)*?(?:mermai
                                     re.IGNORECASE | re.DOTALL)
 
 
+def notebook_title(nb: Any, default: str = "Report") -> str:
+    """The text of a notebook's first Markdown heading (``# 01 · Data audit`` -> ``01 · Data audit``)."""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            found = re.search(r"^#{1,6}\s+(.+?)\s*#*\s*$", cell.source, re.MULTILINE)
+            if found:
+                return found.group(1)
+    return default
+
+
+def stderr_to_stdout(nb: Any) -> int:
+    """Turn every ``stderr`` stream output of ``nb`` into ``stdout`` in place; return how many changed.
+
+    Training loops log their epochs to stderr; nbconvert would draw them as pink error boxes. Only
+    stream outputs change: a cell's error output (a traceback) is left as it is.
+    """
+    changed = 0
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream" and out.get("name") == "stderr":
+                out["name"] = "stdout"
+                changed += 1
+    return changed
+
+
+def stderr_to_stdout_file(path: Path) -> int:
+    """:func:`stderr_to_stdout` on a notebook file (rewritten only when something changed)."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    changed = stderr_to_stdout(nb)
+    if changed:
+        atomic_write_text(path, nbformat.writes(nb))
+    return changed
+
+
+def _readable(path: Path) -> Path:
+    """Reports are for reading by anyone: 0644, not the 0600 of the temporary file they were written to."""
+    os.chmod(path, 0o644)
+    return path
+
+
+_BACK_LINK = ('<nav class="sbir-back" style="font:14px system-ui,sans-serif;padding:8px 16px">'
+              '<a href="index.html">&larr; All reports (index)</a></nav>')
+
+
 def export_notebook_html(executed: Path, out_html: Path) -> Path:
     """Executed notebook -> standalone HTML with code hidden, figures embedded, streams coalesced.
 
-    External scripts (MathJax, require.js from a CDN) are removed: the reports must open offline, and
-    nothing in them needs those scripts.
+    The page's title is the notebook's first heading, a link back to ``index.html`` opens the page, and
+    stderr streams (training logs) read as ordinary output. External scripts (MathJax, require.js from a
+    CDN) are removed: the reports must open offline, and nothing in them needs those scripts. The file is
+    written with mode 0644.
     """
     import nbformat
     from nbconvert import HTMLExporter
     from nbconvert.preprocessors import CoalesceStreamsPreprocessor
 
     nb = nbformat.read(executed, as_version=4)
+    stderr_to_stdout(nb)
+    title = notebook_title(nb, default=Path(executed).stem)
+    nb.metadata["title"] = title
     exporter = HTMLExporter(template_name="lab", exclude_input=True, exclude_input_prompt=True,
                             exclude_output_prompt=True, embed_images=True)
     exporter.register_preprocessor(CoalesceStreamsPreprocessor(enabled=True), enabled=True)
-    body, _ = exporter.from_notebook_node(nb)
+    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
     body = _NETWORK_INLINE_SCRIPT.sub("", _EXTERNAL_SCRIPT.sub("", body))
-    return atomic_write_text(out_html, body)
+    body = re.sub(r"<title>.*?</title>", lambda _: f"<title>{html.escape(title)}</title>", body, count=1,
+                  flags=re.DOTALL)
+    body = re.sub(r"<body[^>]*>", lambda m: m.group(0) + _BACK_LINK, body, count=1)
+    return _readable(atomic_write_text(out_html, body))
 
 
 _STYLE = """
@@ -78,7 +147,134 @@ body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:11
 h1{font-size:1.6em} h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;font-size:.9em} td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}
 th{background:#f4f4f4} .fail{color:#b00} .ok{color:#070} code{background:#f4f4f4;padding:0 3px}
+.scroll{overflow-x:auto;max-width:100%} .results td,.results th{white-space:nowrap}
+.results td:first-child,.results th:first-child{position:sticky;left:0;background:#fff}
+.results th:first-child{background:#f4f4f4}
+.banner{background:#fff4d6;border:2px solid #d9a400;padding:.6em 1em;margin:1em 0;font-size:1.05em}
+.findings li{margin:.5em 0} .rule{color:#555;font-size:.92em}
 """
+
+# The study's main model per protocol: the rows the findings compare with the baselines. Chosen in advance
+# (the design the study is about, every seed it was trained on), not by looking at test numbers.
+FINDING_PROTOCOLS: tuple[dict[str, str], ...] = (
+    {"protocol": "fine-grained", "data": "fine", "column": "acc@1 / R@1", "metric": "acc@1",
+     "model": "aafg-fine-SA+CA", "stage": "1"},
+    {"protocol": "category-level", "data": "category", "column": "mAP@all", "metric": "mAP@all",
+     "model": "aafg-category-SA+CA", "stage": "1"},
+    {"protocol": "scene-level", "data": "scene-normal", "column": "acc@1 / R@1", "metric": "R@1",
+     "model": "convnext-normal", "stage": "1"},
+)
+BASELINES = ("HOG", "random")
+_CI = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*\[\s*(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)\s*\]\s*$")
+_SEEDS = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*±\s*(\d+(?:\.\d+)?)\s*\((\d+)\s+seeds?\)\s*$")
+
+
+def parse_interval(text: Any) -> dict[str, Any] | None:
+    """A results.csv cell -> ``{value, low, high, kind, text}``; None for ``–``, ``n/a ...`` and the like.
+
+    ``0.329 [0.267, 0.388]`` is a 95% bootstrap CI over test queries (kind ``ci``); ``0.318 ± 0.024 (3 seeds)``
+    is a mean and standard deviation over training seeds, read as the interval mean ± std (kind ``seeds``).
+    """
+    text = str(text)
+    if m := _CI.match(text):
+        v, lo, hi = map(float, m.groups())
+        return {"value": v, "low": lo, "high": hi, "kind": "ci", "text": text.strip()}
+    if m := _SEEDS.match(text):
+        v, sd = float(m.group(1)), float(m.group(2))
+        return {"value": v, "low": v - sd, "high": v + sd, "kind": "seeds", "seeds": int(m.group(3)),
+                "text": text.strip()}
+    return None
+
+
+def _overlap(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return a["low"] <= b["high"] and b["low"] <= a["high"]
+
+
+def _compare(model: dict[str, Any], base: dict[str, Any] | None, name: str) -> str:
+    if base is None:
+        return f"no {name} row to compare with."
+    if _overlap(model, base):
+        return f"the intervals overlap: no difference from {name} can be claimed."
+    side = "above" if model["value"] > base["value"] else "below"
+    return f"the intervals do not overlap: the model is {side} {name}."
+
+
+def findings(results: pd.DataFrame) -> list[dict[str, Any]]:
+    """Per protocol, the learned model against HOG and random on the test split, from ``results.csv``.
+
+    Rule: the learned row is the study's main model of the protocol, chosen in advance
+    (:data:`FINDING_PROTOCOLS`: ``aafg-fine-SA+CA`` and ``aafg-category-SA+CA`` at stage 1, ``convnext-normal``),
+    with every seed it was trained on. The validation results that would let one pick the best model honestly
+    are not in results.csv. Only when that row is missing is the best learned row *on test* taken, labelled
+    "best on test, for reading only" (picking on test flatters it). Protocols without rows are left out.
+    """
+    results = results.astype(str)
+    out = []
+    for spec in FINDING_PROTOCOLS:
+        column = next((c for c in (spec["column"], spec["metric"]) if c in results.columns), None)
+        rows = results[results["test data"] == spec["data"]] if "test data" in results.columns else results[:0]
+        if column is None or rows.empty:
+            continue
+        cells = {(r["model"], r["stage"]): parse_interval(r[column]) for _, r in rows.iterrows()}
+        baselines = {b: next((v for (m, _), v in cells.items() if m == b), None) for b in BASELINES}
+        learned = cells.get((spec["model"], spec["stage"]))
+        name, stage, rule = spec["model"], spec["stage"], "the study's main model, chosen in advance"
+        if learned is None:
+            candidates = [(k, v) for k, v in cells.items() if k[0] not in BASELINES and v is not None]
+            if not candidates:
+                continue
+            (name, stage), learned = max(candidates, key=lambda kv: kv[1]["value"])
+            rule = "best on test, for reading only"
+        out.append({**spec, "column": column, "learned_model": name, "learned_stage": stage, "rule": rule,
+                    "learned": learned, **{b.lower(): v for b, v in baselines.items()},
+                    "vs_hog": _compare(learned, baselines["HOG"], "HOG"),
+                    "vs_random": _compare(learned, baselines["random"], "random")})
+    return out
+
+
+def _interval_words(cell: dict[str, Any] | None) -> str:
+    if cell is None:
+        return "–"
+    if cell["kind"] == "seeds":
+        return f"{cell['value']:.3f} ± {cell['value'] - cell['low']:.3f} (mean ± std over {cell['seeds']} seeds)"
+    return f"{cell['value']:.3f} [{cell['low']:.3f}, {cell['high']:.3f}]"
+
+
+def findings_html(found: list[dict[str, Any]]) -> str:
+    """The Findings section of ``index.html`` (empty string when there is nothing to say)."""
+    if not found:
+        return ""
+    e = html.escape
+    items = []
+    for f in found:
+        stage = "" if f["learned_stage"] in ("-", "–", "") else f", stage {f['learned_stage']}"
+        items.append(
+            f"<li><b>{e(f['protocol'].capitalize())}</b> ({e(f['metric'])}, test data <code>{e(f['data'])}</code>): "
+            f"<code>{e(f['learned_model'])}</code>{e(stage)} <span class='rule'>({e(f['rule'])})</span> "
+            f"{e(_interval_words(f['learned']))}; HOG {e(_interval_words(f['hog']))}; random "
+            f"{e(_interval_words(f['random']))}.<br>Against HOG {e(f['vs_hog'])} Against random {e(f['vs_random'])}"
+            "</li>")
+    return ("<h2>Findings</h2><ul class='findings'>" + "".join(items) + "</ul>"
+            "<p class='rule'>Test split. Learned models: the study's main model of each protocol, fixed before "
+            "looking at test numbers (validation results, the honest way to choose, are in notebooks 02 and "
+            "03); a row marked <i>best on test</i> was picked on the test numbers and is for reading only. "
+            "Intervals: <code>value [low, high]</code> is a 95% bootstrap confidence interval over test queries; "
+            "<code>mean ± std</code> is the spread over training seeds, and the overlap check reads it as the "
+            "interval mean ± std. Overlapping intervals mean no difference can be claimed at this test size.</p>")
+
+
+def smoke_banner_html(results: pd.DataFrame | None) -> str:
+    """A warning that smoke-profile numbers mean nothing (the profile only checks that everything runs)."""
+    sizes = ""
+    if results is not None and "gallery" in results.columns:
+        g = pd.to_numeric(results["gallery"], errors="coerce").dropna()
+        if len(g):
+            lo, hi = int(g.min()), int(g.max())
+            sizes = f" (here {lo}{'–' + str(hi) if hi != lo else ''} photos)"
+    return ("<div class='banner' role='alert'><b>Smoke profile: these numbers are meaningless.</b> The smoke "
+            f"profile only checks that the whole pipeline runs: tiny galleries{sizes}, 1 training epoch. With an "
+            "8-photo gallery acc@10 is 1.0 for any ranking. For numbers worth reading run "
+            "<code>make reproduce PROFILE=cpu</code>.</div>")
 
 
 def _table(df: pd.DataFrame) -> str:
@@ -86,13 +282,16 @@ def _table(df: pd.DataFrame) -> str:
 
 
 def write_index_html(reports_dir: Path, notebooks: list[dict[str, Any]], metadata: dict[str, Any]) -> Path:
-    """Write ``index.html``: links to every report, the headline results table and the run metadata.
+    """Write ``index.html``: findings, links to every report, the headline results table and the run metadata.
 
     Args:
         notebooks: one dict per notebook: ``stem``, ``html`` (file name or None), ``seconds``, ``status``.
         metadata: git commit, profile, dataset, package versions, total wall time...
     """
     e = html.escape
+    reports_dir = Path(reports_dir)
+    results_path = reports_dir / "results.csv"
+    results = pd.read_csv(results_path, dtype=str, keep_default_na=False) if results_path.exists() else None
     rows = []
     for nb in notebooks:
         num = nb["stem"][:2]
@@ -101,6 +300,7 @@ def write_index_html(reports_dir: Path, notebooks: list[dict[str, Any]], metadat
         cls = "ok" if nb["status"] == "ok" else "fail"
         rows.append(f'<tr><td>{link}</td><td>{e(title)}</td><td class="{cls}">{e(nb["status"])}</td>'
                     f'<td>{nb["seconds"]:.1f}</td></tr>')
+    smoke = str(metadata.get("profile")) == "smoke"
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
         "<title>SBIR study: reports</title>",
@@ -109,19 +309,34 @@ def write_index_html(reports_dir: Path, notebooks: list[dict[str, Any]], metadat
         f"<p>Profile <code>{e(str(metadata.get('profile')))}</code>, dataset "
         f"<code>{e(str(metadata.get('dataset')))}</code>, commit <code>{e(str(metadata.get('git_commit')))}</code>, "
         f"finished {e(str(metadata.get('finished')))} in {float(metadata.get('wall_seconds', 0)):.0f} s.</p>",
+    ]
+    if smoke:
+        parts.append(smoke_banner_html(results))
+    if results is not None:
+        parts.append(findings_html(findings(results)))
+    parts += [
         "<h2>Notebook reports</h2><table><tr><th>report</th><th>what it shows</th><th>status</th>"
         "<th>wall time (s)</th></tr>",
         *rows,
         "</table>",
     ]
-    results = reports_dir / "results.csv"
-    if results.exists():
+    if results is not None:
         long_link = (" Every metric with its 95% confidence interval: <a href='results_long.csv'>results_long.csv</a>."
                      if (reports_dir / "results_long.csv").exists() else "")
         parts += ["<h2>Headline results</h2>",
-                  "<p>Test split, this run's models and baselines. Definitions of every metric are in the "
-                  f"evaluation report (04).{long_link}</p>",
-                  _table(pd.read_csv(results, keep_default_na=False))]
+                  "<p>Test split, this run's models and baselines (<a href='results.csv'>results.csv</a>). "
+                  f"Definitions of every metric are in the evaluation report (04).{long_link}</p>",
+                  "<div class='scroll results'>", _table(results), "</div>"]
+    files = [("results.csv", "the headline table above"),
+             ("results_long.csv", "every metric of every run and seed with its 95% confidence interval"),
+             ("figures/", "every figure of the reports as a PNG file"),
+             ("run_metadata.json", "this run's commit, versions and timings"),
+             ("config.json", "the profile's settings")]
+    present = [(f, what) for f, what in files if (reports_dir / f).exists()]
+    if present:
+        parts.append("<h2>Files</h2><ul>")
+        parts += [f"<li><a href='{e(quote(f))}'>{e(f)}</a>: {e(what)}</li>" for f, what in present]
+        parts.append("</ul>")
     galleries = sorted(p.relative_to(reports_dir).as_posix() for p in reports_dir.glob("galleries/*/result.html"))
     if galleries:
         parts.append("<h2>Retrieval galleries (top-10 per query, correct photo in red)</h2><ul>")
@@ -132,4 +347,4 @@ def write_index_html(reports_dir: Path, notebooks: list[dict[str, Any]], metadat
          for k, v in metadata.items()]
     )
     parts += ["<h2>Run metadata</h2>", _table(meta_rows), "</body></html>"]
-    return atomic_write_text(reports_dir / "index.html", "\n".join(parts) + "\n")
+    return _readable(atomic_write_text(reports_dir / "index.html", "\n".join(parts) + "\n"))
