@@ -28,11 +28,13 @@ NOTEBOOK_TITLES = {
 
 def table(df: pd.DataFrame, precision: int = 3, index: bool | None = None, na_rep: str = "–") -> Any:
     """``df`` for display in a notebook: numbers to ``precision`` decimals, missing values as ``na_rep``
-    (not "nan"), and the index hidden when it is pandas' row numbers (``index=None``) or when ``index=False``.
+    (not "nan"), and the index hidden when it is row numbers (an unnamed integer index; ``index=None``) or
+    when ``index=False``.
 
     Returns a pandas Styler; the notebook's HTML report shows it as a plain table.
     """
-    numbered = isinstance(df.index, pd.RangeIndex) and df.index.name is None
+    numbered = (not isinstance(df.index, pd.MultiIndex) and df.index.name is None
+                and pd.api.types.is_integer_dtype(df.index.dtype))  # row numbers, also after filtering
     styler = df.style.format(precision=precision, na_rep=na_rep)
     if index is False or (index is None and numbered):
         styler = styler.hide(axis="index")
