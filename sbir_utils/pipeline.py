@@ -24,7 +24,7 @@ from typing import Any
 from . import paths
 from .config import PROFILES, load_profile
 from .fileio import atomic_write_text
-from .reports import export_notebook_html, stderr_to_stdout_file, write_index_html
+from .reports import export_notebook_html, make_readable, stderr_to_stdout_file, write_index_html
 
 VERSIONED_PACKAGES = ("torch", "torchvision", "timm", "numpy", "pandas", "scikit-learn", "papermill", "nbconvert")
 
@@ -127,6 +127,7 @@ def run_study(profile: str = "cpu", dataset: str = "embedded", data_root: str | 
     cfg.save(staging)
     atomic_write_text(staging / "run_metadata.json", json.dumps(metadata, indent=2) + "\n")
     write_index_html(staging, records, metadata)
+    make_readable(staging)  # 0644, not the 0600 of the atomic writes' temporary files
     _publish(staging, final)
     return metadata
 

@@ -113,6 +113,19 @@ def _readable(path: Path) -> Path:
     return path
 
 
+def make_readable(root: Path) -> int:
+    """Give every file under ``root`` mode 0644 (the atomic writes leave mkstemp's 0600); return the count.
+
+    The report site is for reading: galleries, thumbnails, CSV files and executed notebooks included.
+    """
+    n = 0
+    for path in Path(root).rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            os.chmod(path, 0o644)
+            n += 1
+    return n
+
+
 _BACK_LINK = ('<nav class="sbir-back" style="font:14px system-ui,sans-serif;padding:8px 16px">'
               '<a href="index.html">&larr; All reports (index)</a></nav>')
 

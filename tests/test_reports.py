@@ -148,3 +148,14 @@ def test_table_formats_numbers_and_hides_row_numbers():
     assert ">0<" not in html_text and ">1<" not in html_text  # no row numbers
     named = reports.table(df.set_index("run")).to_html()
     assert ">a<" in named  # a meaningful index stays
+
+
+def test_make_readable(tmp_path):
+    (tmp_path / "galleries" / "m" / "thumbs").mkdir(parents=True)
+    files = [tmp_path / "results.csv", tmp_path / "galleries" / "m" / "result.html",
+             tmp_path / "galleries" / "m" / "thumbs" / "t.png"]
+    for f in files:
+        f.write_text("x")
+        f.chmod(0o600)
+    assert reports.make_readable(tmp_path) == 3
+    assert all(stat.S_IMODE(f.stat().st_mode) == 0o644 for f in files)
