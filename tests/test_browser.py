@@ -29,7 +29,7 @@ import pytest
 from PIL import Image
 
 from sbir_utils.gallery import write_result_html
-from sbir_utils.reports import export_notebook_html, write_index_html
+from sbir_utils.reports import export_notebook_html, stderr_to_stdout_file, write_index_html
 
 CHROMIUM = shutil.which("chromium")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary (apt-get install chromium)")
@@ -182,12 +182,22 @@ def site(tmp_path_factory) -> Path:
     nb = nbformat.v4.new_notebook()
     figure = base64.b64encode(_png_bytes((40, 30), (200, 30, 30))).decode()
     nb.cells = [nbformat.v4.new_markdown_cell("# Evaluation\nA tiny executed report."),
-                nbformat.v4.new_code_cell("fig", execution_count=1, outputs=[nbformat.v4.new_output(
-                    "display_data", data={"image/png": figure, "text/plain": "<Figure 40x30>"})])]
+                nbformat.v4.new_code_cell("fig", execution_count=1, outputs=[
+                    nbformat.v4.new_output("stream", name="stderr", text="epoch 1/1 loss 0.5\n"),
+                    nbformat.v4.new_output("display_data", data={"image/png": figure,
+                                                                 "text/plain": "<Figure 40x30>"})])]
     executed = build / "04_evaluation.ipynb"
     nbformat.write(nb, executed)
+    stderr_to_stdout_file(executed)  # as the pipeline does before exporting
     export_notebook_html(executed, reports / "04_evaluation.html")
-    (reports / "results.csv").write_text("model,metric,value\ntiny,acc@1,0.5\n")
+    (reports / "results.csv").write_text(
+        "model,test data,stage,seeds,queries,gallery,acc@1 / R@1\n"
+        'tiny-model,fine,1,3,6,12,0.500 ± 0.100 (3 seeds)\n'
+        'random,fine,-,–,6,12,"0.083 [0.000, 0.250]"\n'
+        'HOG,fine,-,–,6,12,"0.333 [0.000, 0.667]"\n')
+    (reports / "results_long.csv").write_text("run,metric,value\ntiny-model,acc@1,0.5\n")
+    (reports / "figures").mkdir()
+    (reports / "figures" / "04_test_results.png").write_bytes(_png_bytes((40, 30), (0, 0, 200)))
     write_index_html(reports, [{"stem": "04_evaluation", "html": "04_evaluation.html", "seconds": 1.5, "status": "ok"}],
                      {"profile": "smoke", "dataset": "tiny", "git_commit": "abc123", "finished": "now",
                       "wall_seconds": 2.0})
@@ -227,6 +237,33 @@ def test_every_page_loads_cleanly(site: Path, profile: Path):
     names = sorted(p.relative_to(site).as_posix() for p in seen)
     assert names == ["04_evaluation.html", "galleries/tiny-model/page-2.html",
                      "galleries/tiny-model/result.html", "index.html"]
+
+
+def test_pages_read_well(site: Path, profile: Path):
+    """Issue 23: findings and the smoke banner on the index, a title and a way back on every report, files
+    anyone can read, and no training log drawn as an error."""
+    index = check_page(site / "index.html", profile)
+    report = check_page(site / "04_evaluation.html", profile)
+    assert index["title"] == "SBIR study: reports" and report["title"] == "Evaluation"
+    text = (site / "index.html").read_text()
+    assert "<h2>Findings</h2>" in text and "tiny-model" in text and "Against HOG" in text
+    assert "Smoke profile: these numbers are meaningless" in text
+    for href in ("results.csv", "results_long.csv", "figures/"):
+        assert (site / href).exists() and f"href='{href}'" in text
+    page = (site / "04_evaluation.html").read_text()
+    assert 'href="index.html"' in page and "epoch 1/1 loss" in page
+    assert 'data-mime-type="application/vnd.jupyter.stderr"' not in page  # (the CSS names it too)
+    for html_file in (site / "index.html", site / "04_evaluation.html"):
+        assert html_file.stat().st_mode & 0o777 == 0o644, html_file
+
+    shot = site / "index.png"
+    with probe_copy(site / "index.html") as probe:
+        proc = chromium(["--window-size=1280,700", f"--screenshot={shot}", probe.as_uri()], profile)
+    assert shot.is_file(), proc.stderr[-2000:]
+    with Image.open(shot) as im:
+        arr = np.asarray(im.convert("RGB")).astype(int)
+    banner = (arr[..., 0] == 255) & (arr[..., 1] == 244) & (arr[..., 2] == 214)  # the banner's background
+    assert banner.sum() > 20000, f"the smoke banner is not visible at the top ({banner.sum()} pixels)"
 
 
 def test_gallery_screenshot(site: Path, profile: Path):
