@@ -31,11 +31,13 @@ def table(df: pd.DataFrame, precision: int = 3, index: bool | None = None, na_re
     (not "nan"), and the index hidden when it is row numbers (an unnamed integer index; ``index=None``) or
     when ``index=False``.
 
-    Returns a pandas Styler; the notebook's HTML report shows it as a plain table.
+    Cells do not wrap (a wide table scrolls sideways in the report) and are left-aligned. Returns a pandas
+    Styler; the notebook's HTML report shows it as a plain table.
     """
     numbered = (not isinstance(df.index, pd.MultiIndex) and df.index.name is None
                 and pd.api.types.is_integer_dtype(df.index.dtype))  # row numbers, also after filtering
-    styler = df.style.format(precision=precision, na_rep=na_rep)
+    styler = df.style.format(precision=precision, na_rep=na_rep).set_table_styles(
+        [{"selector": "th, td", "props": "white-space: nowrap; text-align: left"}])  # a wide table scrolls
     if index is False or (index is None and numbered):
         styler = styler.hide(axis="index")
     return styler

@@ -146,6 +146,7 @@ def test_table_formats_numbers_and_hides_row_numbers():
     html_text = reports.table(df).to_html()
     assert "0.123" in html_text and "0.123456" not in html_text and "nan" not in html_text.lower()
     assert ">0<" not in html_text and ">1<" not in html_text  # no row numbers
+    assert "white-space: nowrap" in html_text
     named = reports.table(df.set_index("run")).to_html()
     assert ">a<" in named  # a meaningful index stays
 
