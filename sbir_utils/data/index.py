@@ -269,7 +269,7 @@ def split_integrity(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """
     rows: list[dict[str, Any]] = []
     names = list(frames)
-    for kind, col, fcol in (("photo", "path_image", "image_file"), ("sketch", "path_sketch", "sketch_file")):
+    for kind, col, fcol in (("photos", "path_image", "image_file"), ("sketches", "path_sketch", "sketch_file")):
         # Compare the resolved files when both frames have them (from read_index), so that a photo spelt
         # differently in two splits (``./p.png``, ``x/../p.png``, a symlink) is still found.
         for a_i, a in enumerate(names):
@@ -278,7 +278,7 @@ def split_integrity(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
                 spelling = dict(zip(frames[a][key], frames[a][col]))
                 shared = sorted(spelling[k] for k in set(frames[a][key]) & set(frames[b][key]))
                 rows.append({
-                    "check": f"{kind}s in both {a} and {b}",
+                    "check": f"{kind} in both {a} and {b}",
                     "count": len(shared),
                     "ok": not shared,
                     "detail": ", ".join(shared[:3]) + (" ..." if len(shared) > 3 else ""),
