@@ -71,8 +71,10 @@ def _execute(nb: Path, out: Path, parameters: dict[str, Any], kernel: str) -> No
     import papermill as pm
 
     try:
+        # the notebooks' stderr (per-epoch training lines) is echoed live, so a long notebook shows progress
         pm.execute_notebook(str(nb), str(out), parameters=parameters, kernel_name=kernel,
-                            cwd=str(paths.NOTEBOOKS_DIR), progress_bar=False, log_output=False)
+                            cwd=str(paths.NOTEBOOKS_DIR), progress_bar=False, log_output=False,
+                            stderr_file=sys.stderr)
     except pm.PapermillExecutionError as exc:
         raise NotebookFailed(
             f"{nb.name}: cell {exc.cell_index} (execution count {exc.exec_count}) raised "

@@ -106,3 +106,21 @@ def test_make_help_lists_every_target():
     for target in ("reproduce", "test", "lab", "venv", "data", "clean"):
         assert re.search(rf"^\s+\S*{target}\S*\s", out, re.M), target
     assert Path(paths.PROJECT_ROOT / "Makefile").exists()
+
+
+def test_notebook_stderr_is_echoed_while_it_runs(tmp_path, monkeypatch, capsys):
+    """Progress is visible: a notebook's stderr (the per-epoch training lines) reaches the console live."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "sbir", "display_name": "sbir", "language": "python"}
+    params = nbformat.v4.new_code_cell("profile = 'smoke'")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [nbformat.v4.new_markdown_cell("# 01 · Echo"), params,
+                nbformat.v4.new_code_cell("import sys\nprint('epoch 1/2 loss 0.5', file=sys.stderr)\nprint('a table')")]
+    path = tmp_path / "nb" / "01_echo.ipynb"
+    path.parent.mkdir()
+    nbformat.write(nb, path)
+    monkeypatch.setattr(pipeline, "notebooks", lambda: [path])
+    monkeypatch.setattr(pipeline, "prepare_data", lambda profile, dataset: None)
+    pipeline.run_study("smoke", reports_dir=tmp_path / "reports")
+    out = capsys.readouterr()
+    assert "epoch 1/2 loss 0.5" in out.err and "a table" not in out.out + out.err
