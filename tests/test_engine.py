@@ -94,8 +94,9 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(data, tmp_path
         poisoned.epoch = epoch
         return real_objective(epoch, *args)
 
-    monkeypatch.setattr(engine, "compute_loss", poisoned)
-    monkeypatch.setattr(engine, "_objective", objective)
+    # patched where the training loop looks them up (the module that defines them)
+    monkeypatch.setattr(engine.objectives, "compute_loss", poisoned)
+    monkeypatch.setattr(engine.objectives, "_objective", objective)
     with pytest.raises(NonFiniteLossError, match=r"epoch 2, batch 1: .*not finite.*epoch_01\.pt"):
         _fit(CONVNEXT, data, tmp_path / "run")
     ckpts = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
@@ -157,7 +158,7 @@ _DDP_WORKER = textwrap.dedent("""
     cfg = TrainConfig(model="aafg", backbone="test_resnet", image_size=32, embed_dim=16, epochs=2,
                       batch_size=int(sys.argv[4]), lr=1e-3, rerank_k=3, seed=7)
     model_holder = {}
-    import sbir_utils.engine as eng
+    import sbir_utils.engine.training as eng  # where fit's set-up looks build_model up
     real = eng.build_model
     def spy(*a, **k):
         model_holder["m"] = real(*a, **k)

@@ -150,10 +150,10 @@ def test_death_right_after_the_first_checkpoint_write_of_an_improving_epoch_keep
         if state["epoch"] == target:
             raise _Killed(path.name)
 
-    monkeypatch.setattr(engine, "save_checkpoint", dies_after_first_write)
+    monkeypatch.setattr(engine.checkpoints, "save_checkpoint", dies_after_first_write)  # as run_folder calls it
     with pytest.raises(_Killed):
         engine.fit(cfg, data, tmp_path / "run", **kw)
-    monkeypatch.setattr(engine, "save_checkpoint", real)
+    monkeypatch.setattr(engine.checkpoints, "save_checkpoint", real)
     resumed = engine.fit(cfg, data, tmp_path / "run", resume=True, **kw)
     assert resumed["best_epoch"] == ref["best_epoch"] == target
     best = torch.load(tmp_path / "run" / "checkpoints" / "best.pt", weights_only=True)

@@ -1,0 +1,306 @@
+"""Training: ``fit`` and its steps, set-up (data, model, optimiser), resume, one epoch and one optimisation
+step, in the order of random draws that makes runs repeatable and ``resume`` exact (see the package
+docstring: determinism, objective, distributed); the run folder's files are written by ``run_folder``."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from ..config import TrainConfig
+from ..data.index import DatasetSpec, load_spec
+from ..data.loading import PairDataset, make_batch_sampler, make_loader
+from ..models import build_model, read_state_dict
+from . import objectives, run_folder
+from .checkpoints import latest_checkpoint, load_checkpoint
+from .device import autocast, resolve_device
+from .distributed import _all_mean, _init_distributed, gather_batch
+from .inference import _resolve_csv, _sorted_index
+from .objectives import _check_config, _check_options, cosine_lr
+from .rng import seed_everything, set_rng_state
+from .state import _EpochResult, _Job, _Run
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN/inf loss; the run stopped and the last good checkpoint was kept."""
+
+
+def fit(
+    cfg: TrainConfig,
+    data_root: str | Path,
+    run_dir: str | Path,
+    train_csv: str = "index_train.csv",
+    val_csv: str = "index_val.csv",
+    resume: bool = False,
+    *,
+    sampler: str = "auto",
+    warmup_epochs: int | None = None,
+    warmup_loss: str | None = None,
+    mining: str = "hard",
+    symmetric: bool = False,
+    pair_weight: float = 1.0,
+    pair_negatives: int = 3,
+    head_bn: bool | None = None,
+    select_metric: str | None = None,
+    device: str | torch.device | None = None,
+    model_path: str | Path | None = None,
+    save_state_dict: bool = False,
+    keep_last: int = 3,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train ``cfg.model`` on ``data_root/train_csv``, validate on ``val_csv`` every epoch.
+
+    Args:
+        cfg: model and optimisation settings (epochs, batch_size per process, lr, loss, margin, ...).
+        data_root: index folder (``index_*.csv`` + optional ``dataset.json``).
+        run_dir: output folder (see the package docstring).
+        resume: continue from the newest ``checkpoints/epoch_XX.pt`` of ``run_dir`` up to ``cfg.epochs``.
+        sampler: ``auto`` (PK for category-level data, else photo-unique) | ``photo_unique`` | ``pk`` | ``random``.
+        warmup_epochs, warmup_loss: first epochs trained with ``infonce`` or semi-hard triplet (default: the
+            config's ``warmup_epochs`` / ``warmup_loss``).
+        mining: ``hard`` | ``semihard`` for the triplet loss after warm-up.
+        symmetric: InfoNCE in both directions.
+        pair_weight, pair_negatives: AAFG pair-ranking loss weight and negatives per anchor.
+        head_bn: BN neck before L2 normalisation (see ``models.aafg.AAFG``; off reproduces the batch-hard
+            triplet collapse from random initialisation). ``None``: always on for AAFG; on for
+            ConvNeXt-InfoNCE only from random initialisation (where InfoNCE otherwise sits at log(batch)).
+        select_metric: validation metric choosing ``best.pt`` (``acc@1``, ``mAP@all``, ``s2_acc@1`` ...).
+        model_path: start from this state dict (a plain ``model.state_dict()`` or an engine checkpoint).
+        save_state_dict: also write ``run_dir/model.pth``, the best model's plain state dict (seed's ``--save``).
+        keep_last: keep only the newest ``keep_last`` ``epoch_XX.pt`` files (0 keeps all).
+        overwrite: when not resuming and ``run_dir`` already holds a run, replace it (its checkpoints,
+            metrics.csv, tb/ and model.pth are deleted); without it that is an error.
+        progress: show a tqdm bar (stderr, redrawn at most every 5 s).
+    Returns:
+        summary dict: run_dir, best_epoch, best_metric, best_value, best_checkpoint, last_checkpoint,
+        epochs_run, final validation metrics, pairs_per_s, wall_time_s.
+    """
+    _check_config(cfg)
+    warmup_epochs, warmup_loss = _check_options(cfg, warmup_epochs, warmup_loss, mining)
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    device = resolve_device(device)
+    rank, world, device, created_pg = _init_distributed(device)
+    try:
+        job = _Job(cfg=cfg, data_root=Path(data_root), run_dir=Path(run_dir), train_csv=train_csv, val_csv=val_csv,
+                   resume=resume, sampler=sampler, warmup_epochs=warmup_epochs, warmup_loss=warmup_loss,
+                   mining=mining, symmetric=symmetric, pair_weight=pair_weight, pair_negatives=pair_negatives,
+                   head_bn=head_bn, select_metric=select_metric, model_path=model_path,
+                   save_state_dict=save_state_dict, keep_last=keep_last, overwrite=overwrite, progress=progress,
+                   device=device, rank=rank, world=world)
+        return _fit(job)
+    finally:
+        if created_pg and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _fit(job: _Job) -> dict[str, Any]:
+    """The run ``job`` describes, in this process: set up (or resume), train the remaining epochs (rank 0
+    validating and writing after each), return the summary."""
+    run = _set_up(job)
+    for epoch in range(run.start_epoch, job.cfg.epochs + 1):
+        res = _train_epoch(run, epoch)
+        if job.main:
+            run_folder._end_epoch(run, epoch, res)
+        if job.world > 1:
+            dist.barrier()
+    if run.writer is not None:
+        run.writer.close()
+    return run_folder._summary(run)
+
+
+def _set_up(job: _Job) -> _Run:
+    """Data, model, optimiser, resumed state, DDP wrapper, log and batch sampler of a run, in the order whose
+    random draws a resumed run repeats."""
+    cfg, device = job.cfg, job.device
+    spec, train_path, val_path, train_df, val_df = _read_data(job)
+    sampler, select_metric, options = _resolve_options(job, spec, train_path, val_path)
+    seed_everything(cfg.seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = False
+    model = _build_model(job, options)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    fp16 = cfg.amp and device.type == "cuda" and not torch.cuda.is_bf16_supported()
+    scaler = torch.amp.GradScaler("cuda", enabled=fp16)
+    run = _Run(job, train_path, train_df, val_df, sampler, select_metric, options, model, optimizer, scaler,
+               history=[], best={"metric": select_metric, "value": None, "epoch": None})
+    if job.resume:
+        _resume(run)
+    else:
+        run_folder._clear_old_run(job)
+    run.model, run.train_model = _wrap_ddp(model, device, job.world)
+    run.writer = run_folder._open_log(run)
+    run.dataset = PairDataset(train_df, cfg.image_size, train=True, augment=cfg.augment, photo_mode=cfg.photo_mode,
+                              crop=cfg.crop)
+    run.batches = make_batch_sampler(train_df, cfg.batch_size, sampler, seed=cfg.seed, rank=job.rank,
+                                     world_size=job.world)
+    run.prior_wall = float(run.history[-1]["wall_time_s"]) if run.history else 0.0
+    run.t_start = time.perf_counter()
+    run.last_good = latest_checkpoint(job.run_dir) if job.main else None
+    return run
+
+
+def _read_data(job: _Job) -> tuple[DatasetSpec, Path, Path, pd.DataFrame, pd.DataFrame]:
+    """``(spec, train_path, val_path, train_df, val_df)``: the index files, sorted; training needs two labels."""
+    spec = load_spec(job.data_root)
+    train_path, val_path = _resolve_csv(spec, job.train_csv), _resolve_csv(spec, job.val_csv)
+    train_df, val_df = _sorted_index(train_path, spec), _sorted_index(val_path, spec)
+    if train_df["label"].nunique() < 2:
+        raise ValueError(f"{train_path}: every row has the label {train_df['label'].iloc[0]!r}; training needs at "
+                         "least two labels (photos or classes), so that a batch holds negatives")
+    return spec, train_path, val_path, train_df, val_df
+
+
+def _resolve_options(job: _Job, spec: DatasetSpec, train_path: Path,
+                     val_path: Path) -> tuple[str, str, dict[str, Any]]:
+    """``(sampler, select_metric, options)``: the ``auto`` / None defaults chosen from the data's protocol and
+    the model; ``options`` as stored in config.json and every checkpoint."""
+    cfg, sampler, select_metric = job.cfg, job.sampler, job.select_metric
+    if sampler == "auto":
+        sampler = "pk" if spec.protocol == "category" else "photo_unique"
+    if select_metric is None:
+        select_metric = "mAP@all" if spec.protocol == "category" else "acc@1"
+        if cfg.model == "aafg" and cfg.cross_attention and cfg.rerank_k > 0:
+            select_metric = "s2_" + select_metric
+    options = dict(sampler=sampler, warmup_epochs=job.warmup_epochs, warmup_loss=job.warmup_loss, mining=job.mining,
+                   symmetric=job.symmetric, pair_weight=job.pair_weight, pair_negatives=job.pair_negatives,
+                   head_bn=job.head_bn, select_metric=select_metric, world_size=job.world,
+                   data_root=str(spec.index_dir), train_csv=str(train_path), val_csv=str(val_path),
+                   protocol=spec.protocol, model_path=str(job.model_path) if job.model_path else None)
+    return sampler, select_metric, options
+
+
+def _build_model(job: _Job, options: dict[str, Any]) -> nn.Module:
+    """The model on ``job.device``, from ``job.model_path``'s weights if given; records the resolved BN neck in
+    ``options["head_bn"]``."""
+    cfg, head_bn, state = job.cfg, job.head_bn, None
+    if job.model_path:
+        obj = load_checkpoint(job.model_path)
+        state = obj["model"] if isinstance(obj, dict) and "model" in obj and "config" in obj else read_state_dict(job.model_path)
+        if head_bn is None:  # follow the file (the seed's state dicts have no BN neck)
+            head_bn = any(k.startswith("neck.") for k in state)
+    model = build_model(cfg, pair_negatives=job.pair_negatives, head_bn=head_bn)
+    options["head_bn"] = getattr(model, "neck", None) is not None  # as resolved (None: the model's default)
+    if state is not None:
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise ValueError(f"{job.model_path}: does not fit a {cfg.model} with backbone {cfg.backbone} and "
+                             f"embed_dim {cfg.embed_dim} ({str(exc).splitlines()[1].strip()[:300]})") from None
+    model.to(job.device)
+    return model
+
+
+def _resume(run: _Run) -> None:
+    """Continue from the newest ``epoch_XX.pt``: weights, optimiser, scaler, RNG states, history and best;
+    the settings must equal the stored ones (except ``epochs`` and ``num_workers``)."""
+    job = run.job
+    last = latest_checkpoint(job.run_dir)
+    if last is None:
+        raise FileNotFoundError(f"{job.ckpt_dir}: no epoch_XX.pt checkpoint to resume from")
+    ckpt = load_checkpoint(last)
+    free = ("epochs", "num_workers")  # may change on resume
+    stored = {k: v for k, v in ckpt["config"].items() if k not in free}
+    now = {k: v for k, v in dataclasses.asdict(job.cfg).items() if k not in free}
+    if stored != now:
+        diff = sorted(k for k in set(stored) | set(now) if stored.get(k) != now.get(k))
+        raise ValueError(f"{last}: was trained with different settings ({diff}); resume with the same ones")
+    run.model.load_state_dict(ckpt["model"])
+    run.optimizer.load_state_dict(ckpt["optimizer"])
+    run.scaler.load_state_dict(ckpt["scaler"])
+    set_rng_state(ckpt["rng"])
+    run.history, run.best = list(ckpt["history"]), dict(ckpt["best"])
+    run.start_epoch = int(ckpt["epoch"]) + 1
+
+
+def _wrap_ddp(model: nn.Module, device: torch.device, world: int) -> tuple[nn.Module, nn.Module]:
+    """``(model, train_model)``: under DDP the model (SyncBatchNorm on GPUs) and its DDP wrapper; else both
+    the model itself."""
+    train_model: nn.Module = model
+    if world > 1:
+        if device.type == "cuda":  # BatchNorm statistics of the global batch (SyncBatchNorm needs a GPU)
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        train_model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None,
+            # AAFG's pair scorer and the timm ConvNeXt's classifier-head norm (kept for the seed's state-dict
+            # layout, never used for embeddings) get no gradient in some or all steps.
+            find_unused_parameters=True)
+    return model, train_model
+
+
+def _train_epoch(run: _Run, epoch: int) -> _EpochResult:
+    """Train ``epoch`` (1-based) on every rank: re-seed, draw the batches, set the cosine lr, step through
+    the loader; losses are averaged over steps and ranks."""
+    from tqdm import tqdm
+
+    job, cfg = run.job, run.job.cfg
+    seed_everything(cfg.seed + epoch)
+    run.batches.set_epoch(epoch)
+    if len(run.batches) == 0:
+        raise ValueError(f"{run.train_path}: too few rows for one batch of {cfg.batch_size} "
+                         f"({len(run.train_df)} rows, sampler {run.sampler}, {job.world} process(es))")
+    loader = make_loader(run.dataset, batch_sampler=run.batches, num_workers=cfg.num_workers,
+                         seed=cfg.seed * 1000 + epoch)
+    objective = objectives._objective(epoch, cfg, job.warmup_epochs, job.warmup_loss, job.mining)
+    lr = cosine_lr(cfg.lr, epoch, cfg.epochs)
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    run.train_model.train()
+    sums: dict[str, float] = {"loss": 0.0, "loss_embed": 0.0, "loss_pair": 0.0}
+    n_steps, n_pairs, has_pair = 0, 0, False
+    t0 = time.perf_counter()
+    bar = tqdm(loader, desc=f"epoch {epoch}/{cfg.epochs}", file=sys.stderr, mininterval=5.0,
+               disable=not (job.progress and job.main), leave=False)
+    for step, (sketch, photo, labels) in enumerate(bar, 1):
+        loss, parts, has_pair = _train_step(run, (sketch, photo, labels), objective, epoch, step)
+        sums["loss"] += loss
+        for k, v in parts.items():
+            sums[k] += v
+        n_steps += 1
+        n_pairs += sketch.shape[0]
+        if step % 10 == 0:
+            bar.set_postfix(loss=f"{sums['loss'] / n_steps:.4f}", refresh=False)
+    bar.close()
+    train_time = time.perf_counter() - t0
+    means = _all_mean([sums[k] / n_steps for k in ("loss", "loss_embed", "loss_pair")], job.world, job.device)
+    row: dict[str, Any] = {"epoch": epoch, "objective": objective, "train_loss": means[0],
+                           "loss_embed": means[1], "loss_pair": means[2] if has_pair else float("nan"),
+                           "lr": lr}
+    return _EpochResult(row, n_pairs, t0, train_time)
+
+
+def _train_step(run: _Run, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], objective: str, epoch: int,
+                step: int) -> tuple[float, dict[str, float], bool]:
+    """One optimisation step on ``batch`` = (sketches (B, 3, S, S), photos (B, 3, S, S), labels (B,)).
+
+    Returns ``(loss, parts, has_pair)``: the loss as a float, its parts (``compute_loss``) and whether the
+    model produced pair scores. A non-finite loss on any rank stops every rank (NonFiniteLossError)."""
+    job, device = run.job, run.job.device
+    sketch, photo, labels = (t.to(device) for t in batch)
+    with autocast(device, job.cfg.amp):
+        out = run.train_model(sketch, photo, labels)
+        out, batch_labels = gather_batch(out, labels, job.world)
+        loss, parts = objectives.compute_loss(out, batch_labels, job.cfg, objective, job.symmetric, job.pair_weight)
+    bad = torch.tensor(0.0 if torch.isfinite(loss) else 1.0, device=device)
+    if job.world > 1:
+        dist.all_reduce(bad, op=dist.ReduceOp.MAX)
+    if bad.item() > 0:
+        where = f"{run.last_good}" if run.last_good else "none written yet"
+        raise NonFiniteLossError(
+            f"epoch {epoch}, batch {step}: the loss is not finite ({float(loss.detach())}); training stopped. "
+            f"Last good checkpoint: {where}. Try a lower --lr, or turn --amp off.")
+    run.optimizer.zero_grad(set_to_none=True)
+    run.scaler.scale(loss).backward()
+    run.scaler.step(run.optimizer)
+    run.scaler.update()
+    return float(loss.detach()), parts, "pair_scores" in out
