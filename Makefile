@@ -63,7 +63,7 @@ bench: $(STAMP) ## Run the benchmark suite and write BENCHMARKS.md
 
 # In notebooks a trailing ';' is deliberate (it hides a figure's repr), so E703 is ignored there.
 lint: $(STAMP) ## ruff over the package, tests and notebooks
-	$(PY) -m ruff check --config 'lint.extend-per-file-ignores = {"*.ipynb" = ["E703"]}' sbir_utils tests notebooks
+	$(PY) -m ruff check sbir_utils tests notebooks
 
 lab: $(STAMP) ## Start JupyterLab on the project's kernel (adds --allow-root when run as root)
 	$(VENV)/bin/jupyter lab notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
