@@ -1,4 +1,5 @@
-"""Checkpoint files: atomic save, safe load, the newest ``epoch_XX.pt``, and a model rebuilt from one.
+"""Checkpoint files: atomic save, a second name for a saved one, safe load, the newest ``epoch_XX.pt``, and a
+model rebuilt from one.
 
 An engine checkpoint is a dict with ``format``, ``epoch``, ``model``, ``optimizer``, ``scheduler``,
 ``scaler``, ``rng``, ``config``, ``options``, ``history`` and ``best`` (written by ``run_files``); a plain
@@ -16,7 +17,7 @@ import torch
 from torch import nn
 
 from ..config import TrainConfig
-from ..fileio import atomic_path
+from ..fileio import atomic_link, atomic_path
 from ..models import build_model, read_state_dict
 
 CKPT_FORMAT = 1
@@ -37,6 +38,18 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> Path:
     try:
         with atomic_path(path) as tmp:
             torch.save(state, tmp)
+    except OSError as exc:
+        raise OSError(exc.errno, f"{path}: could not write the checkpoint ({exc.strerror or exc}); "
+                                 "the previous one is unchanged") from exc
+    return path
+
+
+def link_checkpoint(source: Path, path: Path) -> Path:
+    """``path`` as a second name of the checkpoint file ``source`` (the same bytes, one copy on disk: a hard
+    link, made atomically); where hard links are unsupported, an atomic copy of its bytes. A failure leaves the
+    previous ``path`` in place and raises an ``OSError`` naming ``path``, as :func:`save_checkpoint` does."""
+    try:
+        atomic_link(source, path)
     except OSError as exc:
         raise OSError(exc.errno, f"{path}: could not write the checkpoint ({exc.strerror or exc}); "
                                  "the previous one is unchanged") from exc

@@ -99,7 +99,8 @@ def _update_best(run: _Run, row: dict[str, Any], epoch: int) -> bool:
 
 
 def _save_checkpoints(run: _Run, epoch: int, improved: bool) -> None:
-    """``best.pt`` (and ``model.pth``) when ``improved``, then ``epoch_XX.pt``; keep the newest ``keep_last``."""
+    """``best.pt`` (and ``model.pth``) when ``improved``, then ``epoch_XX.pt`` (then a hard link to ``best.pt``);
+    keep the newest ``keep_last``."""
     job, cfg = run.job, run.job.cfg
     state = {"format": checkpoints.CKPT_FORMAT, "epoch": epoch, "model": run.model.state_dict(),
              "optimizer": run.optimizer.state_dict(),
@@ -108,12 +109,19 @@ def _save_checkpoints(run: _Run, epoch: int, improved: bool) -> None:
              "options": run.options, "history": run.history, "best": run.best}
     # best.pt (and model.pth) before epoch_XX.pt: a run killed in between resumes from the previous
     # epoch and writes them again, instead of keeping a best.pt older than the "best" it records.
+    epoch_path = job.ckpt_dir / f"epoch_{epoch:02d}.pt"
     if improved:
-        checkpoints.save_checkpoint(state, job.ckpt_dir / "best.pt")
+        best = job.ckpt_dir / "best.pt"
+        checkpoints.save_checkpoint(state, best)
         if job.save_state_dict:
             with atomic_path(job.run_dir / "model.pth") as tmp:
                 torch.save(run.model.state_dict(), tmp)
-    run.last_good = checkpoints.save_checkpoint(state, job.ckpt_dir / f"epoch_{epoch:02d}.pt")
+        # The same state: epoch_XX.pt is a second name of best.pt's file (a hard link; a copy of its bytes
+        # where links are unsupported), not a second copy on disk. A later best.pt is a new file (atomic
+        # rename), so this epoch's file keeps its bytes; rotation unlinks only the epoch name.
+        run.last_good = checkpoints.link_checkpoint(best, epoch_path)
+    else:
+        run.last_good = checkpoints.save_checkpoint(state, epoch_path)
     if job.keep_last > 0:
         _rotate_checkpoints(run, job.keep_last)
 

@@ -9,6 +9,7 @@ import errno
 import os
 import pickle
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -194,8 +195,23 @@ def test_full_disk_during_training_is_one_line_and_resume_then_matches(data, tmp
             return _disk_full(obj, f)
         return real_save(obj, f, *a, **k)
 
+    # An improving epoch 2 makes epoch_02.pt a hard link to best.pt (or a copy of it): the disk is full there too.
+    real_link, real_copy = os.link, shutil.copyfile
+
+    def link_full_at_epoch_2(src, dst, *a, **k):
+        if "epoch_02" in str(dst):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_link(src, dst, *a, **k)
+
+    def copy_full_at_epoch_2(src, dst, *a, **k):
+        if "epoch_02" in str(dst):
+            return _disk_full(None, dst)
+        return real_copy(src, dst, *a, **k)
+
     run = tmp_path / "run"
     monkeypatch.setattr(torch, "save", full_at_epoch_2)
+    monkeypatch.setattr(os, "link", link_full_at_epoch_2)
+    monkeypatch.setattr(shutil, "copyfile", copy_full_at_epoch_2)
     rc, err = run_cli(capsys, ["train", "--data_root", str(data), "--log_dir", str(run), *flags])
     line = one_line_error(err)
     assert rc == 1 and "epoch_02.pt: could not write the checkpoint (No space left on device)" in line
@@ -203,6 +219,8 @@ def test_full_disk_during_training_is_one_line_and_resume_then_matches(data, tmp
     assert not [p for p in (run / "checkpoints").iterdir() if p.name.startswith(".")]
     assert pd.read_csv(run / "metrics.csv")["epoch"].tolist() == [1]
     monkeypatch.setattr(torch, "save", real_save)  # space freed
+    monkeypatch.setattr(os, "link", real_link)
+    monkeypatch.setattr(shutil, "copyfile", real_copy)
     rc, err = run_cli(capsys, ["train", "--data_root", str(data), "--log_dir", str(run), *flags, "--resume"])
     assert rc == 0, err
     pd.testing.assert_frame_equal(_metrics(run), _metrics(tmp_path / "ref"))
