@@ -11,7 +11,8 @@ A run directory holds::
     config.json            the resolved settings (TrainConfig + engine options + data paths)
     metrics.csv            one row per epoch: loss, lr, validation metrics, throughput, wall time
     tb/                    TensorBoard scalars (tensorboard --logdir RUN_DIR/tb)
-    checkpoints/epoch_XX.pt, checkpoints/best.pt
+    checkpoints/epoch_XX.pt, checkpoints/best.pt   (the best epoch's epoch_XX.pt is a hard link to best.pt:
+                           one file on disk, a copy where links are unsupported)
     model.pth              (with save_state_dict=True) a plain state dict of the best model, seed format
 
 Determinism: python/numpy/torch are seeded from ``cfg.seed`` at the start and re-seeded from
