@@ -34,17 +34,17 @@ import numpy as np
 import pandas as pd
 
 from . import paths, study
+from .baselines import HOG_GRID, baseline_per_query, retrieval_task
 from .config import Profile, load_profile
 from .data.index import DatasetSpec, read_index, read_splits, split_integrity
 from .fileio import atomic_write, atomic_write_text
-from .metrics import metric_name, per_query_metrics, summarise, unique_gallery
+from .metrics import metric_name, summarise
 
 EVAL_FORMAT = 1  # bump when the cached files change meaning
 STAGES = ("stage1", "stage2")
 BASELINE_STAGE = "-"
 NOT_APPLICABLE = "–"  # headline cells of metrics that are not the row's protocol's
 TOP_SHOWN = 10
-HOG_GRID: dict[str, list] = {"size": [64], "photo_mode": ["grey", "edges"], "pixels_per_cell": [(8, 8), (16, 16)]}
 # Headline metrics per protocol: (metric name in the results table, column name in the headline table).
 HEADLINE_METRICS: dict[str, tuple[tuple[str, str], ...]] = {
     "fine": (("acc@1", "acc@1"), ("acc@5", "acc@5"), ("acc@10", "acc@10"), ("mrr", "MRR")),
@@ -252,37 +252,6 @@ def evaluate_run(profile: Profile | str, run: study.Run, dataset: str = "embedde
 
 
 # ---- baselines ---------------------------------------------------------------------------------------
-
-def retrieval_task(df: pd.DataFrame) -> tuple[list[str], list[str], np.ndarray]:
-    """Queries (every row's sketch), gallery (each photo once) and ``relevant`` (Q, G): same label."""
-    gallery, gallery_labels, _ = unique_gallery(df["image_file"].tolist(), df["label"].tolist())
-    relevant = df["label"].to_numpy()[:, None] == np.asarray(gallery_labels)[None, :]
-    return df["sketch_file"].tolist(), list(gallery), relevant
-
-
-def baseline_per_query(train: pd.DataFrame, test: pd.DataFrame, seed: int = 0, grid: dict | None = None,
-                       max_tuning_queries: int = 300) -> tuple[dict[str, pd.DataFrame], dict[str, Any], int, int]:
-    """Per-query metrics of the random ranking and of HOG on ``test``; HOG settings tuned on ``train`` only.
-
-    Tuning uses at most ``max_tuning_queries`` training rows (seeded sample) against their photos.
-    Returns ``({method label: per-query DataFrame}, best HOG settings, n_queries, n_gallery)``; the HOG
-    label names its settings, e.g. ``"HOG size=64, photo_mode=edges, pixels_per_cell=(8, 8)"``.
-    """
-    from .baselines import hog_baseline, random_scores, tune_hog
-
-    if len(train) > max_tuning_queries:
-        train = train.sample(n=max_tuning_queries, random_state=seed)
-    tq, tg, trel = retrieval_task(train)
-    best = tune_hog(tq, tg, trel, grid or HOG_GRID)
-    queries, gallery, relevant = retrieval_task(test)
-    hog_label = "HOG " + ", ".join(f"{k}={v}" for k, v in best.items()
-                                   if v is not None and not (k == "crop" and v is False))
-    out = {}
-    for method, sim in (("random", random_scores(len(queries), len(gallery), seed)),
-                        (hog_label, hog_baseline(queries, gallery, **best))):
-        out[method] = per_query_metrics(sim, relevant)
-    return out, best, len(queries), len(gallery)
-
 
 def evaluate_baselines(profile: Profile | str, run: study.Run, dataset: str = "embedded",
                        data_root: str | None = None, seed: int = 0) -> dict[str, Any]:
