@@ -17,32 +17,18 @@ from .. import study
 from ..config import Profile, load_profile
 
 EVAL_FORMAT = 1  # bump when the cached files change meaning
-
-
 STAGES = ("stage1", "stage2")
-
-
 BASELINE_STAGE = "-"
-
-
 NOT_APPLICABLE = "–"  # headline cells of metrics that are not the row's protocol's
-
-
 TOP_SHOWN = 10
-
-
 # Headline metrics per protocol: (metric name in the results table, column name in the headline table).
 HEADLINE_METRICS: dict[str, tuple[tuple[str, str], ...]] = {
     "fine": (("acc@1", "acc@1"), ("acc@5", "acc@5"), ("acc@10", "acc@10"), ("mrr", "MRR")),
     "category": (("mAP@all", "mAP@all"), ("mAP@200", "mAP@200 (SAKE)"), ("P@100", "P@100"), ("P@200", "P@200")),
     "scene": (("acc@1", "R@1"), ("acc@5", "R@5"), ("acc@10", "R@10")),
 }
-
-
 RESULT_COLUMNS = ["run", "family", "group", "data", "seed", "stage", "protocol", "split", "metric", "value",
                   "ci_low", "ci_high", "n_queries", "n_gallery", "epoch", "notes"]
-
-
 PUBLISHED_COLUMNS = ["method", "dataset", "split", "metric", "value", "unit", "backbone", "pretraining", "source",
                      "notes"]
 
