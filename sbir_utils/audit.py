@@ -11,10 +11,10 @@ import pandas as pd
 from PIL import Image
 
 from . import paths
+from .baselines import HOG_GRID, retrieval_task  # retrieval_task re-exported here
 from .data.images import ink_coverage, load_image
 from .data.index import split_integrity
 from .data.strokes import stroke_statistics
-from .evaluation import HOG_GRID, retrieval_task  # the baselines' core lives in evaluation (re-exported here)
 
 INK_SIZE = 128  # ink coverage is max-pooled onto this grid, so sketches of any resolution compare
 
@@ -195,8 +195,8 @@ def human_likeness(embedded_objects: Path | None, n: int = 200, seed: int = 0
 def calibration(frames: dict[str, pd.DataFrame], seed: int = 0, grid: dict | None = None,
                 max_tuning_queries: int = 300) -> pd.DataFrame:
     """Random ranking and the HOG baseline on the test split; HOG settings are chosen on the train split
-    (``evaluation.baseline_per_query``, which notebook 04 uses for every test split)."""
-    from .evaluation import baseline_per_query
+    (``baselines.baseline_per_query``, which notebook 04 uses for every test split)."""
+    from .baselines import baseline_per_query
     from .metrics import metric_name
 
     per_query, _, n_queries, n_gallery = baseline_per_query(frames["train"], frames["test"], seed,

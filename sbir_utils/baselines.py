@@ -19,7 +19,7 @@ from sklearn.model_selection import ParameterGrid
 
 from .data.images import load_image
 from .data.loading import crop_to_object
-from .metrics import metric_name, per_query_metrics
+from .metrics import metric_name, per_query_metrics, unique_gallery
 
 PHOTO_MODES = ("grey", "edges")
 HOG_DEFAULTS: dict[str, Any] = {
@@ -200,3 +200,38 @@ def tune_hog(
     table = pd.DataFrame(rows)
     best = {k: v for k, v in rows[int(np.argmax(table["score"].to_numpy()))].items() if k != "score"}
     return (best, table) if return_table else best
+
+
+# ---- the baselines' evaluation core (notebook 04 for every test split, the audit's calibration, the
+# transfer table) -----------------------------------------------------------------------------------
+
+HOG_GRID: dict[str, list] = {"size": [64], "photo_mode": ["grey", "edges"], "pixels_per_cell": [(8, 8), (16, 16)]}
+
+
+def retrieval_task(df: pd.DataFrame) -> tuple[list[str], list[str], np.ndarray]:
+    """Queries (every row's sketch), gallery (each photo once) and ``relevant`` (Q, G): same label."""
+    gallery, gallery_labels, _ = unique_gallery(df["image_file"].tolist(), df["label"].tolist())
+    relevant = df["label"].to_numpy()[:, None] == np.asarray(gallery_labels)[None, :]
+    return df["sketch_file"].tolist(), list(gallery), relevant
+
+
+def baseline_per_query(train: pd.DataFrame, test: pd.DataFrame, seed: int = 0, grid: dict | None = None,
+                       max_tuning_queries: int = 300) -> tuple[dict[str, pd.DataFrame], dict[str, Any], int, int]:
+    """Per-query metrics of the random ranking and of HOG on ``test``; HOG settings tuned on ``train`` only.
+
+    Tuning uses at most ``max_tuning_queries`` training rows (seeded sample) against their photos.
+    Returns ``({method label: per-query DataFrame}, best HOG settings, n_queries, n_gallery)``; the HOG
+    label names its settings, e.g. ``"HOG size=64, photo_mode=edges, pixels_per_cell=(8, 8)"``.
+    """
+    if len(train) > max_tuning_queries:
+        train = train.sample(n=max_tuning_queries, random_state=seed)
+    tq, tg, trel = retrieval_task(train)
+    best = tune_hog(tq, tg, trel, grid or HOG_GRID)
+    queries, gallery, relevant = retrieval_task(test)
+    hog_label = "HOG " + ", ".join(f"{k}={v}" for k, v in best.items()
+                                   if v is not None and not (k == "crop" and v is False))
+    out = {}
+    for method, sim in (("random", random_scores(len(queries), len(gallery), seed)),
+                        (hog_label, hog_baseline(queries, gallery, **best))):
+        out[method] = per_query_metrics(sim, relevant)
+    return out, best, len(queries), len(gallery)

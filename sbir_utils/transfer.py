@@ -115,7 +115,7 @@ def run_transfer(plan: TransferPlan, progress: bool = False, rows_wanted: tuple[
     """Train and evaluate the rows of the table (``rows_wanted``, default all); returns one row per
     (method, seed) and writes ``transfer_runs.csv``, ``transfer.csv`` (mean and sd) and ``transfer.md``
     into ``plan.out``. Finished runs with unchanged settings are reused (``study.train_once``)."""
-    from . import evaluation
+    from .baselines import HOG_GRID, baseline_per_query, retrieval_task
 
     real = load_spec(plan.real_root)
     if real.protocol != "fine":
@@ -136,9 +136,9 @@ def run_transfer(plan: TransferPlan, progress: bool = False, rows_wanted: tuple[
     train_df, test_df = read_index(real.csv("train"), real), read_index(real.csv("test"), real)
     n_real = len(train_df)
     e_scratch = scratch_epochs(t.epochs, t.pretrain_epochs, n_real, n_emb)
-    _, _, relevant = evaluation.retrieval_task(test_df)
-    hog_grid = {**evaluation.HOG_GRID, "crop": [False, True]}
-    per_query, _, nq, ng = evaluation.baseline_per_query(train_df, test_df, seed=t.seeds[0], grid=hog_grid)  # tuned once
+    _, _, relevant = retrieval_task(test_df)
+    hog_grid = {**HOG_GRID, "crop": [False, True]}
+    per_query, _, nq, ng = baseline_per_query(train_df, test_df, seed=t.seeds[0], grid=hog_grid)  # tuned once
     hog_label = next(label for label in per_query if label != "random")
     baselines = [("HOG", None, per_query[hog_label], hog_label)]
     baselines += [("random", seed, per_query_metrics(random_scores(nq, ng, seed), relevant), "uniform random scores")
