@@ -97,7 +97,7 @@ def test_weights_add_a_pretrained_init_row_and_missing_weights_stop_before_train
     assert (out / "runs" / "pretrained-init" / "seed0" / "summary.json").stat().st_mtime_ns != stamp["pretrained-init"]
 
 
-def test_rows_runs_only_the_named_rows_with_packaged_weights(env, capsys):
+def test_rows_runs_only_the_named_rows_with_packaged_weights(env, capsys, monkeypatch):
     real = make_tiny_dataset(env / "real", photos=(6, 3, 5), sketches=2, size=48)
     out = env / "only_init"
     argv = ["transfer", "--real_root", str(real), "--out", str(out), "--profile", "smoke", "--seeds", "0",
@@ -117,6 +117,15 @@ def test_rows_runs_only_the_named_rows_with_packaged_weights(env, capsys):
         extra = [] if "nonsense" in rows else ["--weights", "random"]
         assert cli.main([*argv[:4], str(bad), *argv[5:], *extra, "--rows", rows]) == 2
         assert named in capsys.readouterr().err and not bad.exists()
+    # only the learned row: no baseline is computed (HOG's tuning is skipped)
+    only = env / "only_row"
+    from sbir_utils import baselines
+
+    calls = []
+    real_bpq = baselines.baseline_per_query
+    monkeypatch.setattr(baselines, "baseline_per_query", lambda *a, **k: calls.append(1) or real_bpq(*a, **k))
+    assert cli.main([*argv[:4], str(only), *argv[5:], "--rows", "pretrained-init"]) == 0
+    assert calls == [] and list(pd.read_csv(only / "transfer_runs.csv")["method"]) == ["pretrained-init"]
     assert transfer.parse_rows(None, "random") == tuple(r for r in transfer.ROWS if r != "pretrained-init")
     assert transfer.parse_rows("fine-tuned,HOG", "random") == ("HOG", "fine-tuned")  # table order
 
