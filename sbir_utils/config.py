@@ -68,6 +68,7 @@ class TrainConfig:
     augment: bool = True
     photo_mode: str = "rgb"  # rgb | edges: photos as Canny edge maps, drawn like sketches (see data.loading)
     crop: bool = False  # crop sketches and photos to their drawing / object before squaring (data.loading)
+    freeze_bn: bool = False  # trunk BatchNorm keeps its pretrained statistics while training (models.freeze_batchnorm)
 
 
 @dataclass
@@ -97,6 +98,7 @@ class TransferConfig:
     init_backbone: str = ""  # backbone of the pretrained-init row (the one the weights fit); "": backbone
     init_epochs: int = 0  # real epochs of the pretrained-init row; 0: as many as scratch
     init_image_size: int = 0  # input side of the pretrained-init row; 0: image_size
+    freeze_bn: bool = False  # pretrained-init row: keep the trunk's pretrained BatchNorm statistics (see TrainConfig)
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
 
 

@@ -72,6 +72,7 @@ def base_config(plan: TransferPlan) -> TrainConfig:
     t, profile = plan.settings(), load_profile(plan.profile)
     cfg = profile.aafg if t.model == "aafg" else profile.convnext
     changes: dict[str, Any] = {"model": t.model, "backbone": t.backbone, "weights": "random",  # scratch is scratch
+                               "freeze_bn": False,  # random BN statistics are nothing to keep
                                "image_size": t.image_size, "batch_size": t.batch_size, "lr": t.lr,
                                "temperature": t.temperature, "photo_mode": t.photo_mode, "crop": t.crop}
     if t.model == "convnext_infonce":
@@ -161,12 +162,13 @@ def run_transfer(plan: TransferPlan, progress: bool = False, rows_wanted: tuple[
             e_init = t.init_epochs or e_scratch
             init_cfg = dataclasses.replace(scr_cfg, weights=t.weights, epochs=e_init,
                                            backbone=t.init_backbone or scr_cfg.backbone,
-                                           image_size=t.init_image_size or scr_cfg.image_size)
+                                           image_size=t.init_image_size or scr_cfg.image_size,
+                                           freeze_bn=t.freeze_bn)
             init = study.train_once(init_cfg, real, runs / "pretrained-init" / f"seed{seed}", {"select_metric": "mrr"},
                                     {"row": "pretrained-init", "seed": seed, "weights": t.weights}, progress)
             learned.append(("pretrained-init", init, init["wall_time_s"] / 60, e_init * n_real,
                             f"{init_cfg.backbone} from {t.weights} weights, {init_cfg.image_size} px, "
-                            f"{e_init} real epochs"))
+                            f"{'BN statistics frozen, ' if t.freeze_bn else ''}{e_init} real epochs"))
         if "zero-shot" in wanted or "fine-tuned" in wanted:
             pre_cfg = dataclasses.replace(base, seed=seed, epochs=t.pretrain_epochs)
             pre = study.train_once(pre_cfg, embedded, runs / "pretrain" / f"seed{seed}", {"select_metric": "mrr"},
@@ -328,6 +330,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                            "e.g. tf_efficientnet_lite0 for --weights efficientnet_lite0")
     g.add_argument("--init_epochs", type=int, help="real epochs of the pretrained-init row (default: scratch's)")
     g.add_argument("--init_image_size", type=int, help="input side of the pretrained-init row (default: --image_size)")
+    g.add_argument("--freeze_bn", action="store_const", const=True, default=None,
+                   help="pretrained-init row: keep the trunk's pretrained BatchNorm statistics while training")
+    g.add_argument("--no_freeze_bn", dest="freeze_bn", action="store_const", const=False,
+                   help="pretrained-init row: let training update them (the seeds' way)")
     parser.add_argument("--rows", metavar="NAME[,NAME...]",
                         help=f"run only these rows, e.g. --rows HOG,pretrained-init (rows: {', '.join(ROWS)})")
     parser.add_argument("--progress", action="store_true", help="progress bars")

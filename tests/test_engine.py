@@ -275,3 +275,35 @@ def test_more_ranks_than_gpus_is_one_clear_error(monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     with pytest.raises(RuntimeError, match=r"LOCAL_RANK 1 but this machine has 1 GPU\(s\).*--no_cuda"):
         engine._init_distributed(torch.device("cuda"))
+
+
+@pytest.mark.parametrize("model", ["aafg", "convnext_infonce"])
+def test_freeze_bn_keeps_the_trunks_statistics_and_trains_the_rest(data, tmp_path, model):
+    """--freeze_bn: the trunk's BatchNorm running statistics stay those of the initial weights (here a state
+    dict file standing in for pretrained weights) while its affine weights and the rest still learn; without
+    it training overwrites them."""
+    from sbir_utils.models import build_model
+
+    cfg = dataclasses.replace(AAFG if model == "aafg" else CONVNEXT, model=model, backbone="test_resnet", epochs=1,
+                              rerank_k=0)
+    start = tmp_path / "start.pth"
+    torch.save(build_model(cfg, head_bn=True).state_dict(), start)
+    init = torch.load(start, weights_only=True)
+    trunk = "backbone." if model == "aafg" else "embedding_net."
+    stats = [k for k in init if k.startswith(trunk) and k.endswith(("running_mean", "running_var"))]
+    affine = [k.replace("running_mean", "weight") for k in stats if k.endswith("running_mean")]
+    assert stats and affine
+    out = {}
+    for frozen in (True, False):
+        run = tmp_path / f"frozen{frozen}"
+        _fit(dataclasses.replace(cfg, freeze_bn=frozen), data, run, model_path=start, save_state_dict=True)
+        out[frozen] = torch.load(run / "model.pth", weights_only=True)
+    assert all(torch.equal(out[True][k], init[k]) for k in stats)
+    assert not all(torch.equal(out[True][k], init[k]) for k in affine)  # affine weights still learn
+    assert not all(torch.equal(out[False][k], init[k]) for k in stats)
+    # the neck's BatchNorm (not part of the trunk) keeps training normally
+    neck = [k for k in init if k.startswith("neck") and k.endswith("running_mean")]
+    assert neck and not all(torch.equal(out[True][k], init[k]) for k in neck)
+    with pytest.raises(ValueError, match="freeze_bn"):  # from random initialisation: one clear error
+        _fit(dataclasses.replace(cfg, freeze_bn=True), data, tmp_path / "random")
+    assert not (tmp_path / "random").exists()

@@ -19,7 +19,7 @@ from torch import nn
 from ..config import TrainConfig
 from ..data.index import DatasetSpec, load_spec
 from ..data.loading import PairDataset, make_batch_sampler, make_loader
-from ..models import build_model, read_state_dict
+from ..models import build_model, freeze_batchnorm, read_state_dict
 from . import objectives, run_folder
 from .checkpoints import latest_checkpoint, load_checkpoint
 from .device import autocast, resolve_device
@@ -86,6 +86,9 @@ def fit(
         epochs_run, final validation metrics, pairs_per_s, wall_time_s.
     """
     _check_config(cfg)
+    if cfg.freeze_bn and cfg.weights == "random" and not model_path:
+        raise ValueError("freeze_bn keeps the trunk's BatchNorm statistics of its initial weights, and random "
+                         "initialisation has none worth keeping: give --weights (or --model_path), or drop --freeze_bn")
     warmup_epochs, warmup_loss = _check_options(cfg, warmup_epochs, warmup_loss, mining)
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     device = resolve_device(device)
@@ -256,6 +259,8 @@ def _train_epoch(run: _Run, epoch: int) -> _EpochResult:
     for group in run.optimizer.param_groups:
         group["lr"] = lr
     run.train_model.train()
+    if cfg.freeze_bn:
+        freeze_batchnorm(run.model)
     sums: dict[str, float] = {"loss": 0.0, "loss_embed": 0.0, "loss_pair": 0.0}
     n_steps, n_pairs, has_pair = 0, 0, False
     t0 = time.perf_counter()
