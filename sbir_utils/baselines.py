@@ -103,6 +103,23 @@ def hog_features(images: Sequence[Image.Image], size: int = 64, **hog_params: An
     return np.stack(feats).astype(np.float32)
 
 
+FUSION_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)  # HOG weights that fused rows choose from on validation
+
+
+def fuse_scores(learned: np.ndarray, other: np.ndarray, weight: float) -> np.ndarray:
+    """Late fusion of two similarity matrices (Q, G): each row z-scored (mean 0, sd 1 over the gallery, so
+    neither score's scale dominates), then ``z(learned) + weight * z(other)``. ``weight`` 0 ranks as
+    ``learned`` does; a large one as ``other`` does. Rows with no spread count as all zeros."""
+    def z(sim: np.ndarray) -> np.ndarray:
+        sim = np.asarray(sim, dtype=np.float64)
+        sd = sim.std(axis=1, keepdims=True)
+        return (sim - sim.mean(axis=1, keepdims=True)) / np.where(sd > 0, sd, 1.0)
+
+    if np.shape(learned) != np.shape(other):
+        raise ValueError(f"fuse_scores: shapes differ, {np.shape(learned)} and {np.shape(other)}")
+    return z(learned) + float(weight) * z(other)
+
+
 def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
     b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)

@@ -13,6 +13,9 @@ The table (``sbir transfer``), on a fine-grained real index folder with train / 
   or a state-dict file): the backbone starting from those weights instead of random ones (what every
   published figure starts from); scratch's schedule unless the section sets ``init_epochs`` /
   ``init_image_size``.
+* ``pretrained-init+HOG``: the pretrained-init checkpoints, their scores fused with HOG's at test time
+  (``baselines.fuse_scores``: per-query z-scores, HOG weighted by the weight from ``FUSION_WEIGHTS`` with
+  the best validation MRR, chosen per seed; nothing is trained for it).
 
 ``--rows NAME[,NAME...]`` runs only the named rows (``random`` and ``HOG`` cost seconds; ``zero-shot`` and
 ``fine-tuned`` share the embedded pre-training run).
@@ -35,10 +38,11 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 
 from . import paths, study
-from .baselines import random_scores
+from .baselines import FUSION_WEIGHTS, fuse_scores, hog_baseline, random_scores, retrieval_task
 from .config import TrainConfig, TransferConfig, load_profile
 from .data import sources
 from .data.index import DatasetSpec, IndexValidationError, load_spec, read_index
@@ -46,8 +50,8 @@ from .fileio import atomic_write_text
 from .metrics import metric_name, per_query_metrics
 from .models.backbones import WeightsUnavailableError, build_trunk
 
-ROWS = ("random", "HOG", "scratch", "pretrained-init", "zero-shot", "fine-tuned")
-OPTIONAL_ROWS = ("pretrained-init",)  # only when TransferConfig.weights is not "random"
+ROWS = ("random", "HOG", "scratch", "pretrained-init", "pretrained-init+HOG", "zero-shot", "fine-tuned")
+OPTIONAL_ROWS = ("pretrained-init", "pretrained-init+HOG")  # only when TransferConfig.weights is not "random"
 METRICS = ("acc@1", "acc@10", "mrr")
 GOAL = {"acc@1": 0.30, "acc@10": 0.75}  # issue 9, on a ~100-photo gallery of unseen shoes
 
@@ -97,6 +101,38 @@ def _test_metrics(ckpt: str, real_root: Path) -> dict[str, float]:
                                                            "n_gallery": res["stage1"]["n_gallery"]}
 
 
+def _learned_scores(ckpt: str, df: pd.DataFrame) -> np.ndarray:
+    """Cosine similarities (Q, G) of the checkpoint's embeddings, queries and gallery as
+    ``baselines.retrieval_task(df)`` orders them, with the checkpoint's own preprocessing."""
+    from .engine.checkpoints import load_model
+    from .engine.inference import encode
+
+    model, cfg, _ = load_model(ckpt)
+    queries, gallery, _ = retrieval_task(df)
+    kw = {"image_size": cfg.image_size, "photo_mode": cfg.photo_mode, "crop": cfg.crop}
+    sketches, _ = encode(model, queries, "sketch", **kw)
+    photos, _ = encode(model, gallery, "photo", **kw)
+    return (sketches @ photos.T).numpy()
+
+
+def fused_metrics(ckpt: str, val_df: pd.DataFrame, test_df: pd.DataFrame, hog_val: np.ndarray,
+                  hog_test: np.ndarray, weights: tuple[float, ...] = FUSION_WEIGHTS) -> tuple[dict[str, float], float]:
+    """Test metrics of the checkpoint's scores fused with HOG's (``fuse_scores``), with the HOG weight that
+    gives the best validation MRR (the first in ``weights`` on a tie); returns ``(metrics, weight)``.
+    ``hog_val`` / ``hog_test``: HOG similarities (Q, G) in ``retrieval_task`` order."""
+    def scores(sim: np.ndarray, relevant: np.ndarray) -> dict[str, float]:
+        frame = per_query_metrics(sim, relevant)
+        return {metric_name(c): float(frame[c].mean()) for c in frame.columns if c != "rank"}
+
+    _, _, rel_val = retrieval_task(val_df)
+    learned_val = _learned_scores(ckpt, val_df)
+    val_mrr = [scores(fuse_scores(learned_val, hog_val, w), rel_val)["mrr"] for w in weights]
+    weight = weights[int(np.argmax(val_mrr))]
+    _, gallery, rel_test = retrieval_task(test_df)
+    test = scores(fuse_scores(_learned_scores(ckpt, test_df), hog_test, weight), rel_test)
+    return ({m: test[m] for m in METRICS} | {"n_queries": len(rel_test), "n_gallery": len(gallery)}), weight
+
+
 def parse_rows(text: str | None, weights: str = "random") -> tuple[str, ...]:
     """``"HOG,pretrained-init"`` -> the rows in table order; ``None``: every row the settings allow.
     Unknown names and ``pretrained-init`` without weights are a ``ValueError`` naming the problem."""
@@ -106,8 +142,10 @@ def parse_rows(text: str | None, weights: str = "random") -> tuple[str, ...]:
     unknown = [n for n in names if n not in ROWS]
     if unknown or not names:
         raise ValueError(f"--rows: unknown row(s) {unknown or [text]}; choose from {list(ROWS)}")
-    if "pretrained-init" in names and weights == "random":
-        raise ValueError("--rows pretrained-init needs pretrained weights (--weights imagenet | efficientnet_lite0 | PATH)")
+    needs_weights = [n for n in names if n in OPTIONAL_ROWS]
+    if needs_weights and weights == "random":
+        raise ValueError(f"--rows {needs_weights[0]} needs pretrained weights (--weights imagenet | efficientnet_lite0 | "
+                         "PATH)")
     return tuple(r for r in ROWS if r in names)
 
 
@@ -116,7 +154,7 @@ def run_transfer(plan: TransferPlan, progress: bool = False, rows_wanted: tuple[
     """Train and evaluate the rows of the table (``rows_wanted``, default all); returns one row per
     (method, seed) and writes ``transfer_runs.csv``, ``transfer.csv`` (mean and sd) and ``transfer.md``
     into ``plan.out``. Finished runs with unchanged settings are reused (``study.train_once``)."""
-    from .baselines import HOG_GRID, baseline_per_query, retrieval_task
+    from . import baselines  # looked up at call time (tests spy on baseline_per_query)
 
     real = load_spec(plan.real_root)
     if real.protocol != "fine":
@@ -128,7 +166,8 @@ def run_transfer(plan: TransferPlan, progress: bool = False, rows_wanted: tuple[
     n_emb = _n_train_pairs(embedded)
     base, t = base_config(plan), plan.settings()
     wanted = rows_wanted or parse_rows(None, t.weights)
-    if "pretrained-init" in wanted:  # fail before anything is trained when the weights cannot be had
+    pretrained = "pretrained-init" in wanted or "pretrained-init+HOG" in wanted
+    if pretrained:  # fail before anything is trained when the weights cannot be had
         if t.weights == "random":
             raise ValueError("the pretrained-init row needs pretrained weights (--weights)")
         build_trunk(t.init_backbone or t.backbone, t.weights)
@@ -137,10 +176,14 @@ def run_transfer(plan: TransferPlan, progress: bool = False, rows_wanted: tuple[
     train_df, test_df = read_index(real.csv("train"), real), read_index(real.csv("test"), real)
     n_real = len(train_df)
     e_scratch = scratch_epochs(t.epochs, t.pretrain_epochs, n_real, n_emb)
-    if "HOG" in wanted or "random" in wanted:  # HOG is tuned on the training shoes: skipped when not asked for
+    hog_sims: tuple[np.ndarray, np.ndarray] | None = None
+    if {"HOG", "random", "pretrained-init+HOG"} & set(wanted):  # HOG is tuned on the training shoes: only when asked
         _, _, relevant = retrieval_task(test_df)
-        hog_grid = {**HOG_GRID, "crop": [False, True]}
-        per_query, _, nq, ng = baseline_per_query(train_df, test_df, seed=t.seeds[0], grid=hog_grid)  # tuned once
+        hog_grid = {**baselines.HOG_GRID, "crop": [False, True]}
+        per_query, hog_best, nq, ng = baselines.baseline_per_query(train_df, test_df, seed=t.seeds[0], grid=hog_grid)  # tuned once
+        if "pretrained-init+HOG" in wanted:
+            val_df = read_index(real.csv("val"), real)
+            hog_sims = tuple(hog_baseline(*retrieval_task(df)[:2], **hog_best) for df in (val_df, test_df))
         hog_label = next(label for label in per_query if label != "random")
         baselines = [("HOG", None, per_query[hog_label], hog_label)]
         baselines += [("random", seed, per_query_metrics(random_scores(nq, ng, seed), relevant),
@@ -153,12 +196,13 @@ def run_transfer(plan: TransferPlan, progress: bool = False, rows_wanted: tuple[
     runs = plan.out / "runs"
     for seed in t.seeds:
         learned: list[tuple[str, dict[str, Any], float, int, str]] = []
+        fused: list[dict[str, Any]] = []  # the HOG-fused row, after the learned rows of its seed
         scr_cfg = dataclasses.replace(base, seed=seed, epochs=e_scratch)
         if "scratch" in wanted:
             scr = study.train_once(scr_cfg, real, runs / "scratch" / f"seed{seed}", {"select_metric": "mrr"},
                                    {"row": "scratch", "seed": seed}, progress)
             learned.append(("scratch", scr, scr["wall_time_s"] / 60, e_scratch * n_real, f"{e_scratch} real epochs"))
-        if "pretrained-init" in wanted:
+        if pretrained:
             e_init = t.init_epochs or e_scratch
             init_cfg = dataclasses.replace(scr_cfg, weights=t.weights, epochs=e_init,
                                            backbone=t.init_backbone or scr_cfg.backbone,
@@ -166,9 +210,19 @@ def run_transfer(plan: TransferPlan, progress: bool = False, rows_wanted: tuple[
                                            freeze_bn=t.freeze_bn)
             init = study.train_once(init_cfg, real, runs / "pretrained-init" / f"seed{seed}", {"select_metric": "mrr"},
                                     {"row": "pretrained-init", "seed": seed, "weights": t.weights}, progress)
-            learned.append(("pretrained-init", init, init["wall_time_s"] / 60, e_init * n_real,
-                            f"{init_cfg.backbone} from {t.weights} weights, {init_cfg.image_size} px, "
-                            f"{'BN statistics frozen, ' if t.freeze_bn else ''}{e_init} real epochs"))
+            init_detail = (f"{init_cfg.backbone} from {t.weights} weights, {init_cfg.image_size} px, "
+                           f"{'BN statistics frozen, ' if t.freeze_bn else ''}{e_init} real epochs")
+            if "pretrained-init" in wanted:
+                learned.append(("pretrained-init", init, init["wall_time_s"] / 60, e_init * n_real, init_detail))
+            if hog_sims is not None:
+                m, weight = fused_metrics(init["best_checkpoint"], val_df, test_df, *hog_sims)
+                fused.append({"method": "pretrained-init+HOG", "seed": seed, **m,
+                             "train_minutes": init["wall_time_s"] / 60, "pairs_seen": e_init * n_real,
+                             "best_epoch": init["best_epoch"],
+                             "detail": f"pretrained-init ({init_detail}) fused with {hog_label} at test time, "
+                                       f"HOG weight {weight:g} chosen on validation MRR"})
+                print(f"pretrained-init+HOG seed {seed}: acc@1 {m['acc@1']:.3f} acc@10 {m['acc@10']:.3f} "
+                      f"mrr {m['mrr']:.3f} (HOG weight {weight:g})", file=sys.stderr)
         if "zero-shot" in wanted or "fine-tuned" in wanted:
             pre_cfg = dataclasses.replace(base, seed=seed, epochs=t.pretrain_epochs)
             pre = study.train_once(pre_cfg, embedded, runs / "pretrain" / f"seed{seed}", {"select_metric": "mrr"},
@@ -190,6 +244,7 @@ def run_transfer(plan: TransferPlan, progress: bool = False, rows_wanted: tuple[
                          "best_epoch": summary["best_epoch"], "detail": detail})
             print(f"{name} seed {seed}: acc@1 {m['acc@1']:.3f} acc@10 {m['acc@10']:.3f} mrr {m['mrr']:.3f} "
                   f"({minutes:.1f} min)", file=sys.stderr)
+        rows += fused
 
     long = pd.DataFrame(rows)
     summary_table = summarise(long)

@@ -105,3 +105,23 @@ def test_crop_recovers_sketches_drawn_small_and_off_centre(tmp_path):
     plain = per_query_metrics(hog_baseline(sketches, photos), relevant)["acc@1"].mean()
     cropped = per_query_metrics(hog_baseline(sketches, photos, crop=True), relevant)["acc@1"].mean()
     assert cropped >= 0.75 and cropped > plain + 0.25
+
+
+def test_fuse_scores_zscores_each_query_row():
+    """Late fusion: each row z-scored (checked against scipy's zscore), so rescaling either score changes
+    nothing; weight 0 ranks as the learned score, a large weight as the other."""
+    from scipy.stats import zscore
+
+    from sbir_utils.baselines import fuse_scores
+
+    rng = np.random.default_rng(0)
+    learned, other = rng.normal(size=(5, 7)), rng.normal(size=(5, 7)) * 40 + 3
+    fused = fuse_scores(learned, other, 0.5)
+    np.testing.assert_allclose(fused, zscore(learned, axis=1) + 0.5 * zscore(other, axis=1))
+    np.testing.assert_allclose(fuse_scores(learned * 9 - 2, other / 7, 0.5), fused)
+    assert (np.argsort(fuse_scores(learned, other, 0.0), axis=1) == np.argsort(learned, axis=1)).all()
+    assert (np.argmax(fuse_scores(learned, other, 1e6), axis=1) == np.argmax(other, axis=1)).all()
+    flat = fuse_scores(np.ones((2, 3)), other[:2, :3], 1.0)  # a row with no spread counts as zeros
+    np.testing.assert_allclose(flat, zscore(other[:2, :3], axis=1))
+    with pytest.raises(ValueError, match="shapes differ"):
+        fuse_scores(learned, other[:, :3], 1.0)

@@ -128,7 +128,15 @@ def test_rows_runs_only_the_named_rows_with_packaged_weights(env, capsys, monkey
     monkeypatch.setattr(baselines, "baseline_per_query", lambda *a, **k: calls.append(1) or real_bpq(*a, **k))
     assert cli.main([*argv[:4], str(only), *argv[5:], "--rows", "pretrained-init"]) == 0
     assert calls == [] and list(pd.read_csv(only / "transfer_runs.csv")["method"]) == ["pretrained-init"]
-    assert transfer.parse_rows(None, "random") == tuple(r for r in transfer.ROWS if r != "pretrained-init")
+    stamp = (only / "runs" / "pretrained-init" / "seed0" / "summary.json").stat().st_mtime_ns
+    # the HOG-fused row reuses the pretrained-init checkpoint (nothing retrained) and says which weight it chose
+    assert cli.main([*argv[:4], str(only), *argv[5:], "--rows", "pretrained-init,pretrained-init+HOG"]) == 0
+    assert (only / "runs" / "pretrained-init" / "seed0" / "summary.json").stat().st_mtime_ns == stamp
+    runs = pd.read_csv(only / "transfer_runs.csv")
+    assert list(runs["method"]) == ["pretrained-init", "pretrained-init+HOG"]
+    assert "HOG weight" in runs.loc[1, "detail"] and "chosen on validation MRR" in runs.loc[1, "detail"]
+    assert runs.loc[1, "train_minutes"] == runs.loc[0, "train_minutes"] and runs["acc@1"].between(0, 1).all()
+    assert transfer.parse_rows(None, "random") == tuple(r for r in transfer.ROWS if r not in transfer.OPTIONAL_ROWS)
     assert transfer.parse_rows("fine-tuned,HOG", "random") == ("HOG", "fine-tuned")  # table order
 
 
@@ -183,3 +191,33 @@ def test_crop_flags_reach_the_configs():
     transfer.add_arguments(parser)
     args = parser.parse_args(["--real_root", "r", "--out", "o", "--no-crop"])
     assert args.crop is False
+
+
+def test_fused_row_at_weight_zero_is_the_learned_rows_evaluation(env):
+    """fused_metrics scores the checkpoint itself (its own preprocessing, retrieval_task's order): with HOG
+    weighted 0 it must give exactly what engine.evaluate gives the pretrained-init row; HOG with weight
+    chosen on validation can only be picked from the grid given."""
+    import numpy as np
+
+    from sbir_utils.data.index import load_spec, read_index
+    from sbir_utils.engine import fit
+
+    real = make_tiny_dataset(env / "real", photos=(6, 3, 5), sketches=2, size=48)
+    from sbir_utils.config import TrainConfig
+
+    cfg = TrainConfig(model="convnext_infonce", backbone="test_convnext", image_size=32, embed_dim=16, epochs=1,
+                      batch_size=8, loss="infonce", photo_mode="edges", crop=True, seed=3)
+    ckpt = fit(cfg, real, env / "run", progress=False)["best_checkpoint"]
+    spec = load_spec(real)
+    val_df, test_df = (read_index(spec.csv(s), spec) for s in ("val", "test"))
+    rng = np.random.default_rng(0)
+    hog_val = rng.random((len(val_df), val_df["label"].nunique()))
+    hog_test = rng.random((len(test_df), test_df["label"].nunique()))
+    learned, weight = transfer.fused_metrics(ckpt, val_df, test_df, hog_val, hog_test, weights=(0.0,))
+    expected = transfer._test_metrics(ckpt, spec.index_dir)
+    assert weight == 0.0
+    for m in transfer.METRICS:
+        assert learned[m] == pytest.approx(expected[m], abs=1e-9), m
+    assert (learned["n_queries"], learned["n_gallery"]) == (expected["n_queries"], expected["n_gallery"])
+    _, chosen = transfer.fused_metrics(ckpt, val_df, test_df, hog_val, hog_test, weights=(0.5, 2.0))
+    assert chosen in (0.5, 2.0)
