@@ -69,6 +69,7 @@ class TrainConfig:
     photo_mode: str = "rgb"  # rgb | edges: photos as Canny edge maps, drawn like sketches (see data.loading)
     crop: bool = False  # crop sketches and photos to their drawing / object before squaring (data.loading)
     freeze_bn: bool = False  # trunk BatchNorm keeps its pretrained statistics while training (models.freeze_batchnorm)
+    pool: str = "avg"  # convnext_infonce: avg (the seed's global pool) | grid2 | grid3 | grid4 (models.siamese)
 
 
 @dataclass

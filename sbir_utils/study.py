@@ -53,7 +53,7 @@ def _random_init(cfg: TrainConfig) -> dict[str, Any]:
     """Overrides of the random-initialisation ablation; empty when the profile trains from random already."""
     if cfg.weights == "random":
         return {}
-    return {"weights": "random", "freeze_bn": False} if cfg.freeze_bn else {"weights": "random"}
+    return {"weights": "random", "freeze_bn": False, "pool": "avg"} if cfg.freeze_bn else {"weights": "random"}
 
 
 def aafg_runs(profile: Profile, dataset: str = "embedded") -> list[Run]:

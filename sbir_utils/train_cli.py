@@ -72,6 +72,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     m.add_argument("--crop", action="store_true", default=None,
                    help="crop sketches and photos to their drawing / object before squaring (helps when sketches "
                         "are drawn small on a large canvas, as the real shoe sketches are)")
+    m.add_argument("--pool", choices=("avg", "grid2", "grid3", "grid4"),
+                   help="convnext_infonce pooling: avg (the seed's global average) or gridN (N x N regions "
+                        "concatenated: keeps the layout)")
     m.add_argument("--freeze_bn", action="store_true", default=None,
                    help="keep the trunk's BatchNorm statistics from its initial weights while training (helps a "
                         "pretrained trunk on small data; meaningless from random initialisation)")
@@ -130,7 +133,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 FLAG_TO_FIELD = {"backbone": "backbone", "weights": "weights", "image_size": "image_size", "embed_dim": "embed_dim",
                  "attn_reduction": "attn_reduction", "photo_mode": "photo_mode", "crop": "crop",
-                 "freeze_bn": "freeze_bn", "rerank_k": "rerank_k", "epochs": "epochs",
+                 "freeze_bn": "freeze_bn", "pool": "pool", "rerank_k": "rerank_k", "epochs": "epochs",
                  "batch_size": "batch_size", "lr": "lr", "weight_decay": "weight_decay", "loss": "loss",
                  "margin": "margin", "temp": "temperature", "seed": "seed", "num_workers": "num_workers"}
 

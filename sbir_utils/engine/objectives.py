@@ -11,6 +11,7 @@ import torch
 from ..config import TrainConfig
 from ..data.loading import PHOTO_MODES
 from ..losses import MININGS, batch_hard_triplet, info_nce, pair_ranking_loss
+from ..models.siamese import POOLS
 
 WARMUP_LOSSES = ("infonce", "semihard")
 
@@ -65,6 +66,8 @@ def _check_config(cfg: TrainConfig) -> None:
         problems.append(f"loss must be 'triplet' or 'infonce', got {cfg.loss!r}")
     if cfg.photo_mode not in PHOTO_MODES:
         problems.append(f"photo_mode must be one of {PHOTO_MODES}, got {cfg.photo_mode!r}")
+    if cfg.pool not in POOLS or (cfg.pool != "avg" and cfg.model != "convnext_infonce"):
+        problems.append(f"pool must be one of {POOLS} (other than avg only for convnext_infonce), got {cfg.pool!r}")
     if problems:
         raise ValueError("; ".join(problems))
 

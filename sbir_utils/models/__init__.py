@@ -68,9 +68,13 @@ def build_model(cfg: TrainConfig, *, pair_negatives: int = 3, head_bn: bool | No
     if head_bn is None:
         head_bn = cfg.model == "aafg" or cfg.weights == "random"
     if cfg.model == "aafg":
+        if cfg.pool != "avg":
+            raise ValueError(f"pool {cfg.pool!r}: only the convnext_infonce model has a pooling choice (AAFG pools "
+                             "after its attention blocks)")
         return AAFG(backbone=cfg.backbone, weights=w, embed_dim=cfg.embed_dim,
                     self_attention=cfg.self_attention, cross_attention=cfg.cross_attention,
                     attn_reduction=cfg.attn_reduction, pair_negatives=pair_negatives, head_bn=head_bn)
     if cfg.model == "convnext_infonce":
-        return ConvNeXtInfoNCE(backbone=cfg.backbone, weights=w, embed_dim=cfg.embed_dim, head_bn=head_bn)
+        return ConvNeXtInfoNCE(backbone=cfg.backbone, weights=w, embed_dim=cfg.embed_dim, head_bn=head_bn,
+                               pool=cfg.pool)
     raise ValueError(f"unknown model {cfg.model!r}; choose one of {MODELS}")

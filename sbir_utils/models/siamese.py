@@ -10,7 +10,11 @@ State-dict layout (kept identical to the seed's ``SbirModel`` so its released ``
   model (``convnext_atto``, ``timm:convnext_small``) it is a wrapper with timm's keys under
   ``embedding_net.net.`` (``embedding_net.net.stem.0.weight``, ``embedding_net.net.stages.0...``).
 * ``head.weight``, ``head.bias``: only with the optional projection head (``embed_dim`` set and
-  different from the backbone's width); the seed has none (768-d output of ConvNeXt-Small).
+  different from the pooled width); the seed has none (768-d output of ConvNeXt-Small).
+
+Pooling (``pool``): ``avg``, the seed's global average pool, keeps what is in the image but not where;
+``gridN`` (e.g. ``grid2``) averages the feature map over an N x N grid of regions and concatenates them
+(C * N * N values, projected by the head), so the embedding keeps the coarse layout.
 * ``neck.sketch.*``, ``neck.photo.*``: only with the optional BN neck (``head_bn=True``), which the
   engine turns on when training from random initialisation (see ``ConvNeXtInfoNCE``); the seed has none.
 
@@ -25,6 +29,15 @@ from torch import nn
 
 from .backbones import build_trunk
 
+POOLS = ("avg", "grid2", "grid3", "grid4")
+
+
+def pool_grid(pool: str) -> int:
+    """``"avg"`` -> 1, ``"gridN"`` -> N; anything else is a ``ValueError`` naming the choices."""
+    if pool not in POOLS:
+        raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
+    return 1 if pool == "avg" else int(pool[4:])
+
 
 class ConvNeXtInfoNCE(nn.Module):
     """Args:
@@ -35,19 +48,22 @@ class ConvNeXtInfoNCE(nn.Module):
             initialisation a ConvNeXt maps every image to nearly the same direction (mean cosine 0.99+
             between different scenes) and InfoNCE sat at log(batch) for the whole cpu-profile run;
             centring the features per modality lets it learn. Off by default: the seed's model has none.
+        pool: ``avg`` (the seed's) or ``grid2`` / ``grid3`` / ``grid4`` (layout-keeping, see the module docstring).
     """
 
     def __init__(self, backbone: str = "convnext_small", weights: str = "random", embed_dim: int | None = None,
-                 head_bn: bool = False):
+                 head_bn: bool = False, pool: str = "avg"):
         super().__init__()
+        self.grid = pool_grid(pool)
         self.embedding_net = build_trunk(backbone, weights)
         self.num_features = int(self.embedding_net.num_features)
-        if embed_dim and int(embed_dim) != self.num_features:
-            self.head: nn.Module | None = nn.Linear(self.num_features, int(embed_dim))
+        pooled = self.num_features * self.grid * self.grid
+        if embed_dim and int(embed_dim) != pooled:
+            self.head: nn.Module | None = nn.Linear(pooled, int(embed_dim))
             self.embed_dim = int(embed_dim)
         else:
             self.head = None
-            self.embed_dim = self.num_features
+            self.embed_dim = pooled
         self.neck = (nn.ModuleDict({"sketch": nn.BatchNorm1d(self.embed_dim), "photo": nn.BatchNorm1d(self.embed_dim)})
                      if head_bn else None)
 
@@ -55,7 +71,11 @@ class ConvNeXtInfoNCE(nn.Module):
 
     def embed(self, x: torch.Tensor, kind: str = "photo") -> torch.Tensor:
         """(B, 3, H, W) -> (B, D) L2-normalised; ``kind`` (sketch | photo) picks the BN neck when on."""
-        feats = self.embedding_net(x).mean(dim=(2, 3))  # global average pool, (B, C)
+        maps = self.embedding_net(x)  # (B, C, h, w)
+        if self.grid == 1:
+            feats = maps.mean(dim=(2, 3))  # global average pool, (B, C)
+        else:  # N x N regions, (B, C * N * N)
+            feats = F.adaptive_avg_pool2d(maps, self.grid).flatten(1)
         if self.head is not None:
             feats = self.head(feats)
         if self.neck is not None:
