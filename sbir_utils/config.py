@@ -100,6 +100,7 @@ class TransferConfig:
     init_epochs: int = 0  # real epochs of the pretrained-init row; 0: as many as scratch
     init_image_size: int = 0  # input side of the pretrained-init row; 0: image_size
     freeze_bn: bool = False  # pretrained-init row: keep the trunk's pretrained BatchNorm statistics (see TrainConfig)
+    init_pool: str = "avg"  # pretrained-init row's pooling (convnext_infonce): avg | grid2 | grid3 | grid4
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
 
 

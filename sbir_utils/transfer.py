@@ -207,11 +207,12 @@ def run_transfer(plan: TransferPlan, progress: bool = False, rows_wanted: tuple[
             init_cfg = dataclasses.replace(scr_cfg, weights=t.weights, epochs=e_init,
                                            backbone=t.init_backbone or scr_cfg.backbone,
                                            image_size=t.init_image_size or scr_cfg.image_size,
-                                           freeze_bn=t.freeze_bn)
+                                           freeze_bn=t.freeze_bn, pool=t.init_pool)
             init = study.train_once(init_cfg, real, runs / "pretrained-init" / f"seed{seed}", {"select_metric": "mrr"},
                                     {"row": "pretrained-init", "seed": seed, "weights": t.weights}, progress)
             init_detail = (f"{init_cfg.backbone} from {t.weights} weights, {init_cfg.image_size} px, "
-                           f"{'BN statistics frozen, ' if t.freeze_bn else ''}{e_init} real epochs")
+                           f"{'BN statistics frozen, ' if t.freeze_bn else ''}"
+                           f"{'' if t.init_pool == 'avg' else t.init_pool + ' pooling, '}{e_init} real epochs")
             if "pretrained-init" in wanted:
                 learned.append(("pretrained-init", init, init["wall_time_s"] / 60, e_init * n_real, init_detail))
             if hog_sims is not None:
@@ -385,6 +386,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                            "e.g. tf_efficientnet_lite0 for --weights efficientnet_lite0")
     g.add_argument("--init_epochs", type=int, help="real epochs of the pretrained-init row (default: scratch's)")
     g.add_argument("--init_image_size", type=int, help="input side of the pretrained-init row (default: --image_size)")
+    g.add_argument("--init_pool", choices=("avg", "grid2", "grid3", "grid4"),
+                   help="pooling of the pretrained-init row: avg (global) or gridN (N x N regions, keeps the layout)")
     g.add_argument("--freeze_bn", action="store_const", const=True, default=None,
                    help="pretrained-init row: keep the trunk's pretrained BatchNorm statistics while training")
     g.add_argument("--no_freeze_bn", dest="freeze_bn", action="store_const", const=False,

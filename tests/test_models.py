@@ -240,3 +240,30 @@ def test_convnext_bn_neck_only_from_random_init(tmp_path):
     pretrained = build_model(dataclasses.replace(cfg, weights=str(weights)))
     assert pretrained.neck is None and not any(k.startswith("neck.") for k in pretrained.state_dict())
     assert without.neck is None
+
+
+def test_grid_pooling_keeps_the_layout_and_avg_keeps_the_seeds_layout():
+    """pool="grid2": the embedding is the four quadrant means of the trunk's map, channel by channel
+    (computed here by hand), so swapping the image's halves changes it; "avg" is the seed's global mean
+    with the seed's state-dict shapes; AAFG and unknown pools are refused."""
+    from sbir_utils.models import build_model
+    from sbir_utils.models.siamese import ConvNeXtInfoNCE
+
+    torch.manual_seed(0)
+    grid = ConvNeXtInfoNCE("test_convnext", embed_dim=0, pool="grid2").eval()
+    x = torch.randn(2, 3, 64, 64)
+    maps = grid.embedding_net(x)
+    h, w = maps.shape[-2] // 2, maps.shape[-1] // 2
+    quads = [maps[:, :, :h, :w], maps[:, :, :h, w:], maps[:, :, h:, :w], maps[:, :, h:, w:]]
+    by_hand = torch.stack([q.mean(dim=(2, 3)) for q in quads], dim=2).flatten(1)  # (B, C * 4), channel-major
+    assert grid.embed_dim == 4 * grid.num_features
+    torch.testing.assert_close(grid.embed_photo(x), F.normalize(by_hand, dim=-1))
+    swapped = torch.cat([x[..., 32:], x[..., :32]], dim=-1)
+    assert not torch.allclose(grid.embed_photo(swapped), grid.embed_photo(x), atol=1e-3)
+    avg = ConvNeXtInfoNCE("test_convnext", embed_dim=16)
+    assert avg.head.in_features == avg.num_features  # the seed's layout is unchanged
+    assert ConvNeXtInfoNCE("test_convnext", embed_dim=16, pool="grid2").head.in_features == 4 * avg.num_features
+    with pytest.raises(ValueError, match="pool must be one of"):
+        ConvNeXtInfoNCE("test_convnext", pool="max")
+    with pytest.raises(ValueError, match="only the convnext_infonce model"):
+        build_model(TrainConfig(model="aafg", backbone="test_resnet", pool="grid2"))

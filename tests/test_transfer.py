@@ -102,7 +102,7 @@ def test_rows_runs_only_the_named_rows_with_packaged_weights(env, capsys, monkey
     out = env / "only_init"
     argv = ["transfer", "--real_root", str(real), "--out", str(out), "--profile", "smoke", "--seeds", "0",
             "--epochs", "1", "--pretrain_epochs", "1", "--image_size", "32", "--init_backbone", "tf_efficientnet_lite0",
-            "--weights", "efficientnet_lite0", "--init_epochs", "2", "--init_image_size", "48", "--freeze_bn"]
+            "--weights", "efficientnet_lite0", "--init_epochs", "2", "--init_image_size", "48", "--freeze_bn", "--init_pool", "grid2"]
     assert cli.main([*argv, "--rows", "HOG,pretrained-init"]) == 0
     runs = pd.read_csv(out / "transfer_runs.csv")
     assert list(runs["method"]) == ["HOG", "pretrained-init"]
@@ -110,9 +110,9 @@ def test_rows_runs_only_the_named_rows_with_packaged_weights(env, capsys, monkey
     config = json.loads((out / "runs" / "pretrained-init" / "seed0" / "config.json").read_text())["train"]
     assert (config["weights"], config["epochs"], config["image_size"]) == ("efficientnet_lite0", 2, 48)
     assert config["backbone"] == "tf_efficientnet_lite0"  # the row's own backbone; the others keep the section's
-    assert config["freeze_bn"] is True  # --freeze_bn reaches the pretrained-init row
+    assert config["freeze_bn"] is True and config["pool"] == "grid2"  # both reach the pretrained-init row
     assert runs.loc[1, "pairs_seen"] == 2 * 12 and "48 px" in runs.loc[1, "detail"]
-    assert "BN statistics frozen" in runs.loc[1, "detail"]
+    assert "BN statistics frozen" in runs.loc[1, "detail"] and "grid2 pooling" in runs.loc[1, "detail"]
     # bad --rows: one line naming the problem, nothing trained
     for rows, named in (("HOG,nonsense", "nonsense"), ("pretrained-init", "needs pretrained weights")):
         bad = env / f"bad_{rows.replace(',', '_')}"
