@@ -81,8 +81,9 @@ def aafg_runs(profile: Profile, dataset: str = "embedded") -> list[Run]:
 
 
 def convnext_runs(profile: Profile, dataset: str = "embedded") -> list[Run]:
-    """Normal split on every seed, the true unseen-drawer split, a temperature sweep (first seed), and the
-    normal split from random initialisation when the profile starts from pretrained weights."""
+    """Normal split on every seed, the true unseen-drawer split, a temperature sweep (first seed), the
+    normal split from random initialisation when the profile starts from pretrained weights, and the normal
+    split with 2 x 2 region pooling instead of the seed's global pool (first seed)."""
     seeds = _seeds(profile)
     base = profile.convnext.temperature
     runs = [Run("convnext-normal", "convnext", "scene-normal", s, group="seeds") for s in seeds]
@@ -92,6 +93,9 @@ def convnext_runs(profile: Profile, dataset: str = "embedded") -> list[Run]:
     runs.append(Run("convnext-unseen-user", "convnext", "scene-unseen-user", seeds[0], group="unseen"))
     runs += [Run(f"convnext-normal-t{t:g}", "convnext", "scene-normal", seeds[0], {"temperature": t},
                  group="temperature") for t in TEMPERATURES if t != base]
+    if profile.convnext.pool == "avg":  # the seed's global pool drops the layout; 2 x 2 regions keep some
+        runs.append(Run("convnext-normal-grid2", "convnext", "scene-normal", seeds[0], {"pool": "grid2"},
+                        group="layout"))
     return runs
 
 
