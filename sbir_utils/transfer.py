@@ -42,11 +42,12 @@ import numpy as np
 import pandas as pd
 
 from . import paths, study
-from .baselines import FUSION_WEIGHTS, fuse_scores, hog_baseline, random_scores, retrieval_task
+from .baselines import hog_baseline, random_scores, retrieval_task
 from .config import TrainConfig, TransferConfig, load_profile
 from .data import sources
 from .data.index import DatasetSpec, IndexValidationError, load_spec, read_index
 from .fileio import atomic_write_text
+from .fusion import fused_metrics
 from .metrics import metric_name, per_query_metrics
 from .models.backbones import WeightsUnavailableError, build_trunk
 
@@ -101,38 +102,6 @@ def _test_metrics(ckpt: str, real_root: Path) -> dict[str, float]:
                                                            "n_gallery": res["stage1"]["n_gallery"]}
 
 
-def _learned_scores(ckpt: str, df: pd.DataFrame) -> np.ndarray:
-    """Cosine similarities (Q, G) of the checkpoint's embeddings, queries and gallery as
-    ``baselines.retrieval_task(df)`` orders them, with the checkpoint's own preprocessing."""
-    from .engine.checkpoints import load_model
-    from .engine.inference import encode
-
-    model, cfg, _ = load_model(ckpt)
-    queries, gallery, _ = retrieval_task(df)
-    kw = {"image_size": cfg.image_size, "photo_mode": cfg.photo_mode, "crop": cfg.crop}
-    sketches, _ = encode(model, queries, "sketch", **kw)
-    photos, _ = encode(model, gallery, "photo", **kw)
-    return (sketches @ photos.T).numpy()
-
-
-def fused_metrics(ckpt: str, val_df: pd.DataFrame, test_df: pd.DataFrame, hog_val: np.ndarray,
-                  hog_test: np.ndarray, weights: tuple[float, ...] = FUSION_WEIGHTS) -> tuple[dict[str, float], float]:
-    """Test metrics of the checkpoint's scores fused with HOG's (``fuse_scores``), with the HOG weight that
-    gives the best validation MRR (the first in ``weights`` on a tie); returns ``(metrics, weight)``.
-    ``hog_val`` / ``hog_test``: HOG similarities (Q, G) in ``retrieval_task`` order."""
-    def scores(sim: np.ndarray, relevant: np.ndarray) -> dict[str, float]:
-        frame = per_query_metrics(sim, relevant)
-        return {metric_name(c): float(frame[c].mean()) for c in frame.columns if c != "rank"}
-
-    _, _, rel_val = retrieval_task(val_df)
-    learned_val = _learned_scores(ckpt, val_df)
-    val_mrr = [scores(fuse_scores(learned_val, hog_val, w), rel_val)["mrr"] for w in weights]
-    weight = weights[int(np.argmax(val_mrr))]
-    _, gallery, rel_test = retrieval_task(test_df)
-    test = scores(fuse_scores(_learned_scores(ckpt, test_df), hog_test, weight), rel_test)
-    return ({m: test[m] for m in METRICS} | {"n_queries": len(rel_test), "n_gallery": len(gallery)}), weight
-
-
 def parse_rows(text: str | None, weights: str = "random") -> tuple[str, ...]:
     """``"HOG,pretrained-init"`` -> the rows in table order; ``None``: every row the settings allow.
     Unknown names and ``pretrained-init`` without weights are a ``ValueError`` naming the problem."""
@@ -149,13 +118,59 @@ def parse_rows(text: str | None, weights: str = "random") -> tuple[str, ...]:
     return tuple(r for r in ROWS if r in names)
 
 
+@dataclasses.dataclass
+class _HogReference:
+    """HOG as tuned on the real training split: its label, and its validation / test similarities (Q, G) in
+    ``retrieval_task`` order (only when the fused row needs them)."""
+    label: str
+    val_df: pd.DataFrame | None = None
+    sims: tuple[np.ndarray, np.ndarray] | None = None
+
+
+def _baseline_rows(t: TransferConfig, wanted: tuple[str, ...], real: DatasetSpec, train_df: pd.DataFrame,
+                   test_df: pd.DataFrame) -> tuple[list[dict[str, Any]], _HogReference | None]:
+    """The ``random`` and ``HOG`` rows that are wanted, and HOG for the fused row; HOG is tuned (once, on the
+    training shoes) only when one of the three is wanted."""
+    from . import baselines  # looked up at call time (tests spy on baseline_per_query)
+
+    if not {"HOG", "random", "pretrained-init+HOG"} & set(wanted):
+        return [], None
+    _, _, relevant = retrieval_task(test_df)
+    grid = {**baselines.HOG_GRID, "crop": [False, True]}
+    per_query, hog_best, nq, ng = baselines.baseline_per_query(train_df, test_df, seed=t.seeds[0], grid=grid)
+    hog = _HogReference(next(label for label in per_query if label != "random"))
+    if "pretrained-init+HOG" in wanted:
+        hog.val_df = read_index(real.csv("val"), real)
+        hog.sims = tuple(hog_baseline(*retrieval_task(df)[:2], **hog_best) for df in (hog.val_df, test_df))
+    frames = [("HOG", None, per_query[hog.label], hog.label)]
+    frames += [("random", seed, per_query_metrics(random_scores(nq, ng, seed), relevant), "uniform random scores")
+               for seed in t.seeds]
+    rows = []
+    for name, seed, frame, detail in (f for f in frames if f[0] in wanted):
+        vals = {metric_name(c): float(frame[c].mean()) for c in frame.columns if c != "rank"}
+        rows.append({"method": name, "seed": seed, **{m: vals[m] for m in METRICS}, "n_queries": nq,
+                     "n_gallery": ng, "train_minutes": 0.0, "pairs_seen": 0, "detail": detail})
+    return rows, hog
+
+
+def _fused_row(init: dict[str, Any], seed: int, pairs: int, detail: str, hog: _HogReference,
+               test_df: pd.DataFrame) -> dict[str, Any]:
+    """The ``pretrained-init+HOG`` row of one seed, from the pretrained-init run's summary ``init``."""
+    scores, weight = fused_metrics(init["best_checkpoint"], hog.val_df, test_df, *hog.sims)
+    m = {k: scores[k] for k in (*METRICS, "n_queries", "n_gallery")}
+    print(f"pretrained-init+HOG seed {seed}: acc@1 {m['acc@1']:.3f} acc@10 {m['acc@10']:.3f} "
+          f"mrr {m['mrr']:.3f} (HOG weight {weight:g})", file=sys.stderr)
+    return {"method": "pretrained-init+HOG", "seed": seed, **m, "train_minutes": init["wall_time_s"] / 60,
+            "pairs_seen": pairs, "best_epoch": init["best_epoch"],
+            "detail": f"pretrained-init ({detail}) fused with {hog.label} at test time, HOG weight {weight:g} "
+                      "chosen on validation MRR"}
+
+
 def run_transfer(plan: TransferPlan, progress: bool = False, rows_wanted: tuple[str, ...] | None = None
                  ) -> pd.DataFrame:
     """Train and evaluate the rows of the table (``rows_wanted``, default all); returns one row per
     (method, seed) and writes ``transfer_runs.csv``, ``transfer.csv`` (mean and sd) and ``transfer.md``
     into ``plan.out``. Finished runs with unchanged settings are reused (``study.train_once``)."""
-    from . import baselines  # looked up at call time (tests spy on baseline_per_query)
-
     real = load_spec(plan.real_root)
     if real.protocol != "fine":
         raise ValueError(f"{real.index_dir}: the transfer table needs a fine-grained index (protocol "
@@ -171,27 +186,11 @@ def run_transfer(plan: TransferPlan, progress: bool = False, rows_wanted: tuple[
         if t.weights == "random":
             raise ValueError("the pretrained-init row needs pretrained weights (--weights)")
         build_trunk(t.init_backbone or t.backbone, t.weights)
-    rows: list[dict[str, Any]] = []
 
     train_df, test_df = read_index(real.csv("train"), real), read_index(real.csv("test"), real)
     n_real = len(train_df)
     e_scratch = scratch_epochs(t.epochs, t.pretrain_epochs, n_real, n_emb)
-    hog_sims: tuple[np.ndarray, np.ndarray] | None = None
-    if {"HOG", "random", "pretrained-init+HOG"} & set(wanted):  # HOG is tuned on the training shoes: only when asked
-        _, _, relevant = retrieval_task(test_df)
-        hog_grid = {**baselines.HOG_GRID, "crop": [False, True]}
-        per_query, hog_best, nq, ng = baselines.baseline_per_query(train_df, test_df, seed=t.seeds[0], grid=hog_grid)  # tuned once
-        if "pretrained-init+HOG" in wanted:
-            val_df = read_index(real.csv("val"), real)
-            hog_sims = tuple(hog_baseline(*retrieval_task(df)[:2], **hog_best) for df in (val_df, test_df))
-        hog_label = next(label for label in per_query if label != "random")
-        baselines = [("HOG", None, per_query[hog_label], hog_label)]
-        baselines += [("random", seed, per_query_metrics(random_scores(nq, ng, seed), relevant),
-                       "uniform random scores") for seed in t.seeds]
-        for name, seed, frame, detail in (b for b in baselines if b[0] in wanted):
-            vals = {metric_name(c): float(frame[c].mean()) for c in frame.columns if c != "rank"}
-            rows.append({"method": name, "seed": seed, **{m: vals[m] for m in METRICS}, "n_queries": nq,
-                         "n_gallery": ng, "train_minutes": 0.0, "pairs_seen": 0, "detail": detail})
+    rows, hog = _baseline_rows(t, wanted, real, train_df, test_df)
 
     runs = plan.out / "runs"
     for seed in t.seeds:
@@ -215,15 +214,8 @@ def run_transfer(plan: TransferPlan, progress: bool = False, rows_wanted: tuple[
                            f"{'' if t.init_pool == 'avg' else t.init_pool + ' pooling, '}{e_init} real epochs")
             if "pretrained-init" in wanted:
                 learned.append(("pretrained-init", init, init["wall_time_s"] / 60, e_init * n_real, init_detail))
-            if hog_sims is not None:
-                m, weight = fused_metrics(init["best_checkpoint"], val_df, test_df, *hog_sims)
-                fused.append({"method": "pretrained-init+HOG", "seed": seed, **m,
-                             "train_minutes": init["wall_time_s"] / 60, "pairs_seen": e_init * n_real,
-                             "best_epoch": init["best_epoch"],
-                             "detail": f"pretrained-init ({init_detail}) fused with {hog_label} at test time, "
-                                       f"HOG weight {weight:g} chosen on validation MRR"})
-                print(f"pretrained-init+HOG seed {seed}: acc@1 {m['acc@1']:.3f} acc@10 {m['acc@10']:.3f} "
-                      f"mrr {m['mrr']:.3f} (HOG weight {weight:g})", file=sys.stderr)
+            if hog is not None and hog.sims is not None:
+                fused.append(_fused_row(init, seed, e_init * n_real, init_detail, hog, test_df))
         if "zero-shot" in wanted or "fine-tuned" in wanted:
             pre_cfg = dataclasses.replace(base, seed=seed, epochs=t.pretrain_epochs)
             pre = study.train_once(pre_cfg, embedded, runs / "pretrain" / f"seed{seed}", {"select_metric": "mrr"},

@@ -194,7 +194,7 @@ def test_crop_flags_reach_the_configs():
 
 
 def test_fused_row_at_weight_zero_is_the_learned_rows_evaluation(env):
-    """fused_metrics scores the checkpoint itself (its own preprocessing, retrieval_task's order): with HOG
+    """fusion.fused_metrics scores the checkpoint itself (its own preprocessing, retrieval_task's order): with HOG
     weighted 0 it must give exactly what engine.evaluate gives the pretrained-init row; HOG with weight
     chosen on validation can only be picked from the grid given."""
     import numpy as np
@@ -213,11 +213,13 @@ def test_fused_row_at_weight_zero_is_the_learned_rows_evaluation(env):
     rng = np.random.default_rng(0)
     hog_val = rng.random((len(val_df), val_df["label"].nunique()))
     hog_test = rng.random((len(test_df), test_df["label"].nunique()))
-    learned, weight = transfer.fused_metrics(ckpt, val_df, test_df, hog_val, hog_test, weights=(0.0,))
+    from sbir_utils.fusion import fused_metrics
+
+    learned, weight = fused_metrics(ckpt, val_df, test_df, hog_val, hog_test, weights=(0.0,))
     expected = transfer._test_metrics(ckpt, spec.index_dir)
     assert weight == 0.0
     for m in transfer.METRICS:
         assert learned[m] == pytest.approx(expected[m], abs=1e-9), m
     assert (learned["n_queries"], learned["n_gallery"]) == (expected["n_queries"], expected["n_gallery"])
-    _, chosen = transfer.fused_metrics(ckpt, val_df, test_df, hog_val, hog_test, weights=(0.5, 2.0))
+    _, chosen = fused_metrics(ckpt, val_df, test_df, hog_val, hog_test, weights=(0.5, 2.0))
     assert chosen in (0.5, 2.0)
