@@ -61,7 +61,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     d.add_argument("--split", choices=SPLITS, default=None,
                    help="FS-COCO split: use DATA_ROOT/<split>/ when it exists (unseen-user holds out whole drawers)")
     d.add_argument("--val_unseen", action="store_true", help="the ConvNeXt seed's flag: same as --split unseen-file")
-    m = parser.add_argument_group("model")
+    _model_arguments(parser.add_argument_group("model"))
+    _optimisation_and_run_arguments(parser)
+
+
+def _model_arguments(m: argparse._ArgumentGroup) -> None:
     m.add_argument("--model", choices=MODELS, default="aafg", help="aafg (default) or convnext_infonce")
     m.add_argument("--backbone", help="torchvision/timm name, e.g. resnet50, resnet18, convnext_small, convnext_atto")
     m.add_argument("--weights", help="random | imagenet (from the torch/HF hub cache) | efficientnet_lite0/1/2 (ImageNet "
@@ -87,6 +91,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="start from these weights: a plain model.state_dict() (e.g. the ConvNeXt seed's released "
                         ".pth) or another run's checkpoint (e.g. pre-trained on the embedded set, then fine-tuned "
                         "here); the optimiser, schedule and epoch count start afresh")
+
+
+def _optimisation_and_run_arguments(parser: argparse.ArgumentParser) -> None:
     o = parser.add_argument_group("optimisation")
     o.add_argument("--epochs", type=int, help="training epochs (default: the profile's)")
     o.add_argument("--batch_size", type=int, help="pairs per batch (per process under torchrun)")
