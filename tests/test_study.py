@@ -33,7 +33,35 @@ def test_convnext_plan_and_temperatures():
     temps = {study.train_config(p, r).temperature for r in runs if r.group == "temperature"}
     assert temps == set(study.TEMPERATURES) - {p.convnext.temperature}
     assert any(r.data == "scene-unseen-user" for r in runs)
+    layout = [r for r in runs if r.group == "layout"]
+    assert [(r.name, study.train_config(p, r).pool) for r in layout] == [("convnext-normal-grid2", "grid2")]
+    assert all(study.train_config(p, r).pool == "avg" for r in runs if r.group != "layout")
     assert all(study.train_config(p, r).model == "convnext_infonce" for r in runs)
+
+
+def test_temperature_sweep_labels_each_temperature_once(tmp_path):
+    """The sweep's x axis is labelled with the temperatures that were run (plain numbers), and no minor
+    log-scale labels are drawn over them."""
+    import json
+
+    import pandas as pd
+
+    p = load_profile("cpu")
+    rows = []
+    for name, temp, acc in (("convnext-normal", 0.05, 0.7), ("convnext-normal-t0.02", 0.02, 0.75),
+                            ("convnext-normal-t0.1", 0.1, 0.6), ("convnext-normal-t0.2", 0.2, 0.5)):
+        run_dir = tmp_path / name
+        run_dir.mkdir()
+        pd.DataFrame({"epoch": [1, 2], "val_acc@1": [acc / 2, acc]}).to_csv(run_dir / "metrics.csv", index=False)
+        (run_dir / "config.json").write_text(json.dumps({"train": {"temperature": temp}}))
+        rows.append({"run": name, "group": "seeds" if temp == 0.05 else "temperature", "seed": p.evaluation.seeds[0],
+                     "run_dir": str(run_dir), "best_epoch": 2})
+    fig = study.plot_temperature_sweep(pd.DataFrame(rows), p)
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0.02", "0.05", "0.1", "0.2"]
+    assert not [t.get_text() for t in ax.get_xticklabels(minor=True) if t.get_text()]
+    assert list(ax.lines[0].get_ydata()) == [0.75, 0.7, 0.6, 0.5]
 
 
 def test_random_init_ablation_only_when_the_profile_is_pretrained():
