@@ -1,4 +1,5 @@
-"""ConvNeXt-InfoNCE: one shared ConvNeXt encoder, global average pool, L2-normalised embedding.
+"""ConvNeXt-InfoNCE: one shared ConvNeXt encoder, global average pool (or N x N regions), L2-normalised
+embedding.
 
 State-dict layout (kept identical to the seed's ``SbirModel`` so its released ``model_normal.pth`` /
 ``model_unseen.pth`` and any plain ``torch.save(model.state_dict())`` of it load with ``strict=True``):
@@ -11,14 +12,14 @@ State-dict layout (kept identical to the seed's ``SbirModel`` so its released ``
   ``embedding_net.net.`` (``embedding_net.net.stem.0.weight``, ``embedding_net.net.stages.0...``).
 * ``head.weight``, ``head.bias``: only with the optional projection head (``embed_dim`` set and
   different from the pooled width); the seed has none (768-d output of ConvNeXt-Small).
-
-Pooling (``pool``): ``avg``, the seed's global average pool, keeps what is in the image but not where;
-``gridN`` (e.g. ``grid2``) averages the feature map over an N x N grid of regions and concatenates them
-(C * N * N values, projected by the head), so the embedding keeps the coarse layout.
 * ``neck.sketch.*``, ``neck.photo.*``: only with the optional BN neck (``head_bn=True``), which the
   engine turns on when training from random initialisation (see ``ConvNeXtInfoNCE``); the seed has none.
 
 The pooling has no parameters, so nothing else is in the state dict.
+
+Pooling (``pool``): ``avg``, the seed's global average pool, keeps what is in the image but not where;
+``gridN`` (e.g. ``grid2``) averages the feature map over an N x N grid of regions and concatenates them
+(C * N * N values, projected by the head), so the embedding keeps the coarse layout.
 """
 
 from __future__ import annotations
