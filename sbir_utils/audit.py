@@ -197,13 +197,13 @@ def calibration(frames: dict[str, pd.DataFrame], seed: int = 0, grid: dict | Non
     """Random ranking and the HOG baseline on the test split; HOG settings are chosen on the train split
     (``baselines.baseline_per_query``, which notebook 04 uses for every test split)."""
     from .baselines import baseline_per_query
-    from .metrics import metric_name
+    from .metrics import mean_metrics
 
     per_query, _, n_queries, n_gallery = baseline_per_query(frames["train"], frames["test"], seed,
                                                             grid or HOG_GRID, max_tuning_queries)
     rows = []
     for method, pq in per_query.items():
-        values = {metric_name(c): float(pq[c].mean()) for c in pq.columns if c != "rank"}
+        values = mean_metrics(pq)
         rows.append({"method": method, **{k: values[k] for k in ("acc@1", "acc@10", "mrr", "mAP@all")},
                      "queries": n_queries, "gallery": n_gallery})
     return pd.DataFrame(rows).set_index("method")

@@ -19,7 +19,7 @@ from sklearn.model_selection import ParameterGrid
 
 from .data.images import load_image
 from .data.loading import crop_to_object
-from .metrics import metric_name, per_query_metrics, unique_gallery
+from .metrics import mean_metrics, per_query_metrics, unique_gallery
 
 PHOTO_MODES = ("grey", "edges")
 HOG_DEFAULTS: dict[str, Any] = {
@@ -208,7 +208,7 @@ def tune_hog(
             prep["crop"],
         )
         per_query = per_query_metrics(sim, np.asarray(train_relevant, dtype=bool), p_ks=())
-        scores = {metric_name(c): float(per_query[c].mean()) for c in per_query.columns if c != "rank"}
+        scores = mean_metrics(per_query)
         if metric not in scores:
             raise ValueError(f"metric must be one of {sorted(scores)}, got {metric!r}")
         rows.append({**prep, **hog_params, "score": scores[metric]})

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .baselines import FUSION_WEIGHTS, fuse_scores, retrieval_task
-from .metrics import metric_name, per_query_metrics
+from .metrics import mean_metrics, per_query_metrics
 
 
 def learned_scores(ckpt: str, frames: Sequence[pd.DataFrame]) -> list[np.ndarray]:
@@ -36,14 +36,10 @@ def fused_metrics(ckpt: str, val_df: pd.DataFrame, test_df: pd.DataFrame, hog_va
     ``n_gallery``) of the checkpoint's scores fused with HOG's (``fuse_scores``), with the HOG weight that
     gives the best validation MRR (the first in ``weights`` on a tie); returns ``(metrics, weight)``.
     ``hog_val`` / ``hog_test``: HOG similarities (Q, G) in ``retrieval_task`` order."""
-    def scores(sim: np.ndarray, relevant: np.ndarray) -> dict[str, float]:
-        frame = per_query_metrics(sim, relevant)
-        return {metric_name(c): float(frame[c].mean()) for c in frame.columns if c != "rank"}
-
     _, _, rel_val = retrieval_task(val_df)
     learned_val, learned_test = learned_scores(ckpt, (val_df, test_df))
-    val_mrr = [scores(fuse_scores(learned_val, hog_val, w), rel_val)["mrr"] for w in weights]
+    val_mrr = [mean_metrics(per_query_metrics(fuse_scores(learned_val, hog_val, w), rel_val))["mrr"] for w in weights]
     weight = weights[int(np.argmax(val_mrr))]
     _, gallery, rel_test = retrieval_task(test_df)
-    test = scores(fuse_scores(learned_test, hog_test, weight), rel_test)
+    test = mean_metrics(per_query_metrics(fuse_scores(learned_test, hog_test, weight), rel_test))
     return test | {"n_queries": len(rel_test), "n_gallery": len(gallery)}, weight

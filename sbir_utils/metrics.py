@@ -298,6 +298,11 @@ def per_query_from_embeddings(
     return out
 
 
+def mean_metrics(per_query: pd.DataFrame) -> dict[str, float]:
+    """``{reported name: mean over queries}`` of a ``per_query_metrics`` frame (every column but ``rank``)."""
+    return {metric_name(c): float(per_query[c].mean()) for c in per_query.columns if c != "rank"}
+
+
 def evaluate_embeddings(
     query_emb: Any, gallery_emb: Any, query_labels: Any, gallery_labels: Any, **kw: Any
 ) -> dict[str, float]:
@@ -309,7 +314,7 @@ def evaluate_embeddings(
         "n_gallery"}`` (names follow ``ks``/``map_k``/``p_ks`` when those are changed).
     """
     per_query = per_query_from_embeddings(query_emb, gallery_emb, query_labels, gallery_labels, **kw)
-    result = {metric_name(c): float(per_query[c].mean()) for c in per_query.columns if c != "rank"}
+    result = mean_metrics(per_query)
     result["n_queries"] = int(len(per_query))
     result["n_gallery"] = int(_as_numpy(gallery_emb).shape[0])
     return result

@@ -48,7 +48,7 @@ from .data import sources
 from .data.index import DatasetSpec, IndexValidationError, load_spec, read_index
 from .fileio import atomic_write_text
 from .fusion import fused_metrics
-from .metrics import metric_name, per_query_metrics
+from .metrics import mean_metrics, per_query_metrics
 from .models.backbones import WeightsUnavailableError, build_trunk
 
 ROWS = ("random", "HOG", "scratch", "pretrained-init", "pretrained-init+HOG", "zero-shot", "fine-tuned")
@@ -147,7 +147,7 @@ def _baseline_rows(t: TransferConfig, wanted: tuple[str, ...], real: DatasetSpec
                for seed in t.seeds]
     rows = []
     for name, seed, frame, detail in (f for f in frames if f[0] in wanted):
-        vals = {metric_name(c): float(frame[c].mean()) for c in frame.columns if c != "rank"}
+        vals = mean_metrics(frame)
         rows.append({"method": name, "seed": seed, **{m: vals[m] for m in METRICS}, "n_queries": nq,
                      "n_gallery": ng, "train_minutes": 0.0, "pairs_seen": 0, "detail": detail})
     return rows, hog

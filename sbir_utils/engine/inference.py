@@ -14,7 +14,7 @@ from torch import nn
 from ..config import TrainConfig
 from ..data.index import DatasetSpec, load_spec, read_index
 from ..data.loading import ImageDataset, make_loader
-from ..metrics import evaluate_embeddings, metric_name, per_query_metrics, unique_gallery
+from ..metrics import evaluate_embeddings, mean_metrics, per_query_metrics, unique_gallery
 from ..models import rerank, stage2_similarity
 from ..retrieval import topk
 from .checkpoints import load_model
@@ -105,7 +105,7 @@ def retrieval_metrics(model: nn.Module, df: pd.DataFrame, image_size: int, batch
         new_idx, scores = rerank(_unwrap(model), q_maps, g_maps, top, batch_size=max(batch_size, k))
         final_sim = stage2_similarity(sim, new_idx, scores)
         per_query = per_query_metrics(final_sim.numpy(), relevant)
-        stage2 = {metric_name(c): float(per_query[c].mean()) for c in per_query.columns if c != "rank"}
+        stage2 = mean_metrics(per_query)
         stage2.update(n_queries=len(q_labels), n_gallery=g, rerank_k=k)
     out: dict[str, Any] = {"stage1": stage1, "stage2": stage2, "mean_cos": mean_cos}
     if details:
