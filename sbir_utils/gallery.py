@@ -3,37 +3,25 @@
 The correct photo(s) carry a red border; when none is in the top 10 the row says at which rank the true
 photo was found. Thumbnails are written to ``thumbs/`` beside the page (names are hashes of the source
 path, never the raw name), so the page opens from anywhere: relative links only, no external scripts,
-styles or fonts. Every file name, caption and title is HTML-escaped. Large test sets are sampled
+styles or fonts. The pages are rendered from Jinja2 templates (``resources/templates/gallery_*.html``) with
+autoescaping: every file name, caption and title is HTML-escaped. Large test sets are sampled
 (seeded, deterministic) and split over ``result.html``, ``page-2.html``, ...
 """
 
 from __future__ import annotations
 
 import hashlib
-import html
 from collections.abc import Sequence
 from pathlib import Path
-from urllib.parse import quote
 
 import numpy as np
 from PIL import Image
 
 from .data.images import load_image
 from .fileio import atomic_write, atomic_write_text
+from .templating import render
 
 TOP = 10  # photos shown per query
-
-_STYLE = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:1.5em;color:#222}
-h1{font-size:1.4em;margin:0 0 .3em} .meta{margin:.2em 0;font-size:.9em}
-.metrics span{display:inline-block;margin-right:1.2em} nav{margin:.8em 0}
-nav a,nav span{margin-right:1em} .row{border-top:1px solid #ddd;padding:.6em 0}
-.imgs{display:flex;flex-wrap:nowrap;gap:6px;align-items:flex-start;overflow-x:auto}
-.imgs img{border:4px solid transparent;background:#fafafa}
-.imgs img.hit{border-color:red} .imgs img.query{border-color:#1f4e9c;margin-right:14px}
-.info{font-size:.85em;margin-top:.3em} .miss{color:#b00;font-weight:600} .cap{color:#555}
-"""
-
 
 def _display_name(path: str | Path) -> str:
     """The last two path components (``class/file.png``): enough to identify, no local prefixes."""
@@ -107,14 +95,6 @@ def _page_name(page: int) -> str:
     return "result.html" if page == 1 else f"page-{page}.html"
 
 
-def _nav(page: int, n_pages: int) -> str:
-    if n_pages <= 1:
-        return ""
-    prev = f'<a href="{_page_name(page - 1)}" rel="prev">&larr; previous</a>' if page > 1 else "<span>&larr; previous</span>"
-    nxt = f'<a href="{_page_name(page + 1)}" rel="next">next &rarr;</a>' if page < n_pages else "<span>next &rarr;</span>"
-    return f"<nav>{prev}<span>page {page} of {n_pages}</span>{nxt}</nav>"
-
-
 def write_result_html(
     out_dir: str | Path,
     query_files: Sequence[str | Path],
@@ -153,61 +133,41 @@ def write_result_html(
     if max_rows < 1 or per_page < 1 or thumb_size < 8:
         raise ValueError("max_rows and per_page must be >= 1, thumb_size >= 8")
     relevant = _validate(len(query_files), len(gallery_files), topk_indices, relevant, correct_index, ranks, captions)
-    e = html.escape
-
     rows = sample_rows(len(query_files), max_rows, seed)
     thumbs_dir = out_dir / "thumbs"
     thumbs_dir.mkdir(parents=True, exist_ok=True)
     used: set[str] = set()
 
-    def thumb(path: Path, kind: str, css: str, label: str) -> str:
+    def thumb(path: Path, kind: str, css: str, label: str) -> dict[str, str]:
         name = _make_thumb(path, kind, thumb_size, thumbs_dir)
         used.add(name)
-        return f'<img class="{css}" src="thumbs/{name}" alt="{e(label)}" title="{e(label)}">'
+        return {"css": css, "src": name, "label": label}
 
-    row_html = []
+    row_data = []
     for q in rows:
         qname = _display_name(query_files[q])
-        cells = [thumb(query_files[q], "sketch", "query", f"query: {qname}")]
+        imgs = [thumb(query_files[q], "sketch", "query", f"query: {qname}")]
         shown = topk_indices[q, :TOP]
         for j, g in enumerate(shown, start=1):
             hit = bool(relevant[q, g])
             label = f"#{j}{' (correct)' if hit else ''}: {_display_name(gallery_files[g])}"
-            cells.append(thumb(gallery_files[g], "photo", "hit" if hit else "", label))
-        rank = int(ranks[q])
-        in_top = bool(relevant[q, shown].any())
-        rank_txt = (f'<span class="rank">true photo at rank {rank}</span>' if in_top else
-                    f'<span class="rank miss">true photo not in the top {TOP}: rank {rank}</span>')
-        info = f'<code>{e(qname)}</code> &middot; {rank_txt}'
-        if captions is not None and captions[q]:
-            info += f'<div class="cap">{e(str(captions[q]))}</div>'
-        row_html.append(f'<div class="row" data-query="{int(q)}"><div class="imgs">{"".join(cells)}</div>'
-                        f'<div class="info">{info}</div></div>')
+            imgs.append(thumb(gallery_files[g], "photo", "hit" if hit else "", label))
+        row_data.append({"query": int(q), "imgs": imgs, "name": qname, "rank": int(ranks[q]),
+                         "in_top": bool(relevant[q, shown].any()),
+                         "caption": str(captions[q]) if captions is not None and captions[q] else ""})
 
     n_rows, n_query = len(rows), len(query_files)
-    shown_txt = (f"all {n_query} queries" if n_rows == n_query else
-                 f"{n_rows} queries sampled at random (seed {seed}) of {n_query}")
-    metric_txt = "".join(f"<span>{e(str(k))} = {float(v):.4g}</span>" for k, v in (metrics or {}).items())
-    header = [f"<h1>{e(title)}</h1>"]
-    if model:
-        header.append(f'<p class="meta">Model: <b>{e(model)}</b></p>')
-    header.append(f'<p class="meta">Showing {shown_txt}; {len(gallery_files)} photos in the gallery.</p>')
-    if metric_txt:
-        header.append(f'<p class="meta metrics">{metric_txt}</p>')
-    header.append(f'<p class="meta">Blue: the query sketch. Then its top {TOP} photos, best first; the correct '
-                  "photo has a <span style='color:red'>red border</span>. Rows with no red border give the rank "
-                  "of the true photo (ties counted against the query).</p>")
-
     n_pages = max(1, -(-n_rows // per_page))
+    page_names = [_page_name(page) for page in range(1, n_pages + 1)]
+    common = {"title": title, "model": model or "", "n_gallery": len(gallery_files), "top": TOP,
+              "shown_txt": (f"all {n_query} queries" if n_rows == n_query else
+                            f"{n_rows} queries sampled at random (seed {seed}) of {n_query}"),
+              "metrics": [(str(k), float(v)) for k, v in (metrics or {}).items()],
+              "n_pages": n_pages, "page_names": page_names}
     for page in range(1, n_pages + 1):
-        body = row_html[(page - 1) * per_page: page * per_page]
-        doc = "\n".join([
-            "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
-            f"<title>{e(title)}{f' (page {page})' if n_pages > 1 else ''}</title>",
-            f"<style>{_STYLE}</style></head><body>",
-            *header, _nav(page, n_pages), *body, _nav(page, n_pages), "</body></html>",
-        ])
-        atomic_write_text(out_dir / _page_name(page), doc + "\n")
+        atomic_write_text(out_dir / page_names[page - 1],
+                          render("gallery_page.html", page=page, rows=row_data[(page - 1) * per_page: page * per_page],
+                                 **common))
 
     # Remove what an earlier, larger run left behind: extra pages and thumbnails no page uses any more.
     for old in out_dir.glob("page-*.html"):
@@ -223,11 +183,5 @@ def write_result_html(
 def write_gallery_index(galleries_dir: str | Path) -> Path:
     """Write ``galleries_dir/index.html`` linking every ``*/result.html`` below it; return its path."""
     galleries_dir = Path(galleries_dir)
-    e = html.escape
     links = sorted(p.relative_to(galleries_dir).as_posix() for p in galleries_dir.glob("*/result.html"))
-    items = "".join(f'<li><a href="{e(quote(link))}">{e(link.rsplit("/", 1)[0])}</a></li>' for link in links)
-    doc = ("<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Retrieval galleries</title>"
-           f"<style>{_STYLE}</style></head><body><h1>Retrieval galleries</h1>"
-           f"<p class='meta'>Top-{TOP} photos per query sketch; the correct photo has a red border.</p>"
-           f"<ul>{items or '<li>no galleries yet</li>'}</ul></body></html>\n")
-    return atomic_write_text(galleries_dir / "index.html", doc)
+    return atomic_write_text(galleries_dir / "index.html", render("gallery_index.html", top=TOP, links=links))

@@ -3,18 +3,17 @@ notebook to ``reports/NN_name.html`` and writes ``reports/index.html``."""
 
 from __future__ import annotations
 
-import html
 import json
 import os
 import re
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pandas as pd
 
 from . import paths
 from .fileio import atomic_write_text
+from .templating import Markup, escape, render
 
 NOTEBOOK_TITLES = {
     "01": "Data audit",
@@ -128,10 +127,6 @@ def make_readable(root: Path) -> int:
     return n
 
 
-_BACK_LINK = ('<nav class="sbir-back" style="font:14px system-ui,sans-serif;padding:8px 16px">'
-              '<a href="index.html">&larr; All reports (index)</a></nav>')
-
-
 def export_notebook_html(executed: Path, out_html: Path) -> Path:
     """Executed notebook -> standalone HTML with code hidden, figures embedded, streams coalesced.
 
@@ -153,23 +148,11 @@ def export_notebook_html(executed: Path, out_html: Path) -> Path:
     exporter.register_preprocessor(CoalesceStreamsPreprocessor(enabled=True), enabled=True)
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
     body = _NETWORK_INLINE_SCRIPT.sub("", _EXTERNAL_SCRIPT.sub("", body))
-    body = re.sub(r"<title>.*?</title>", lambda _: f"<title>{html.escape(title)}</title>", body, count=1,
+    body = re.sub(r"<title>.*?</title>", lambda _: f"<title>{escape(title)}</title>", body, count=1,
                   flags=re.DOTALL)
-    body = re.sub(r"<body[^>]*>", lambda m: m.group(0) + _BACK_LINK, body, count=1)
+    body = re.sub(r"<body[^>]*>", lambda m: m.group(0) + render("back_link.html").strip(), body, count=1)
     return _readable(atomic_write_text(out_html, body))
 
-
-_STYLE = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
-h1{font-size:1.6em} h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ddd}
-table{border-collapse:collapse;font-size:.9em} td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}
-th{background:#f4f4f4} .fail{color:#b00} .ok{color:#070} code{background:#f4f4f4;padding:0 3px}
-.scroll{overflow-x:auto;max-width:100%} .results td,.results th{white-space:nowrap}
-.results td:first-child,.results th:first-child{position:sticky;left:0;background:#fff}
-.results th:first-child{background:#f4f4f4}
-.banner{background:#fff4d6;border:2px solid #d9a400;padding:.6em 1em;margin:1em 0;font-size:1.05em}
-.findings li{margin:.5em 0} .rule{color:#555;font-size:.92em}
-"""
 
 # The study's main model per protocol: the rows the findings compare with the baselines. Chosen in advance
 # (the design the study is about, every seed it was trained on), not by looking at test numbers.
@@ -257,111 +240,74 @@ def _interval_words(cell: dict[str, Any] | None) -> str:
     return f"{cell['value']:.3f} [{cell['low']:.3f}, {cell['high']:.3f}]"
 
 
+def finding_items(found: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """:func:`findings` as the text the Findings section prints, one dict of strings per protocol."""
+    return [{"protocol": f["protocol"].capitalize(), "metric": f["metric"], "data": f["data"],
+             "model": f["learned_model"],
+             "stage": "" if f["learned_stage"] in ("-", "–", "") else f", stage {f['learned_stage']}",
+             "rule": f["rule"], "learned": _interval_words(f["learned"]), "hog": _interval_words(f["hog"]),
+             "random": _interval_words(f["random"]), "vs_hog": f["vs_hog"], "vs_random": f["vs_random"]}
+            for f in found]
+
+
 def findings_html(found: list[dict[str, Any]]) -> str:
     """The Findings section of ``index.html`` (empty string when there is nothing to say)."""
-    if not found:
+    return render("findings.html", findings=finding_items(found)) if found else ""
+
+
+def _gallery_sizes(results: pd.DataFrame | None) -> str:
+    if results is None or "gallery" not in results.columns:
         return ""
-    e = html.escape
-    items = []
-    for f in found:
-        stage = "" if f["learned_stage"] in ("-", "–", "") else f", stage {f['learned_stage']}"
-        items.append(
-            f"<li><b>{e(f['protocol'].capitalize())}</b> ({e(f['metric'])}, test data <code>{e(f['data'])}</code>): "
-            f"<code>{e(f['learned_model'])}</code>{e(stage)} <span class='rule'>({e(f['rule'])})</span> "
-            f"{e(_interval_words(f['learned']))}; HOG {e(_interval_words(f['hog']))}; random "
-            f"{e(_interval_words(f['random']))}.<br>Against HOG {e(f['vs_hog'])} Against random {e(f['vs_random'])}"
-            "</li>")
-    return ("<h2>Findings</h2><ul class='findings'>" + "".join(items) + "</ul>"
-            "<p class='rule'>Test split. Learned models: the study's main model of each protocol, fixed before "
-            "looking at test numbers (validation results, the honest way to choose, are in notebooks 02 and "
-            "03); a row marked <i>best on test</i> was picked on the test numbers and is for reading only. "
-            "Intervals: <code>value [low, high]</code> is a 95% bootstrap confidence interval over test queries; "
-            "<code>mean ± std</code> is the spread over training seeds, and the overlap check reads it as the "
-            "interval mean ± std. Overlapping intervals mean no difference can be claimed at this test size.</p>")
+    g = pd.to_numeric(results["gallery"], errors="coerce").dropna()
+    if not len(g):
+        return ""
+    lo, hi = int(g.min()), int(g.max())
+    return f" (here {lo}{'–' + str(hi) if hi != lo else ''} photos)"
 
 
 def smoke_banner_html(results: pd.DataFrame | None) -> str:
     """A warning that smoke-profile numbers mean nothing (the profile only checks that everything runs)."""
-    sizes = ""
-    if results is not None and "gallery" in results.columns:
-        g = pd.to_numeric(results["gallery"], errors="coerce").dropna()
-        if len(g):
-            lo, hi = int(g.min()), int(g.max())
-            sizes = f" (here {lo}{'–' + str(hi) if hi != lo else ''} photos)"
-    return ("<div class='banner' role='alert'><b>Smoke profile: these numbers are meaningless.</b> The smoke "
-            f"profile only checks that the whole pipeline runs: tiny galleries{sizes}, 1 training epoch. With an "
-            "8-photo gallery acc@10 is 1.0 for any ranking. For numbers worth reading run "
-            "<code>make reproduce PROFILE=cpu</code>.</div>")
+    return render("smoke_banner.html", sizes=_gallery_sizes(results))
 
 
-def _table(df: pd.DataFrame) -> str:
-    return df.to_html(index=False, escape=True, border=0, float_format=lambda v: f"{v:.4g}")
+def _table(df: pd.DataFrame) -> Markup:
+    """``df`` as an HTML table; pandas escapes every cell (``escape=True``), so it is safe markup."""
+    return Markup(df.to_html(index=False, escape=True, border=0, float_format=lambda v: f"{v:.4g}"))
+
+
+_FILES = (("results.csv", "the headline table above"),
+          ("results_long.csv", "every metric of every run and seed with its 95% confidence interval"),
+          ("figures/", "every figure of the reports as a PNG file"),
+          ("run_metadata.json", "this run's commit, versions and timings"),
+          ("config.json", "the profile's settings"))
 
 
 def write_index_html(reports_dir: Path, notebooks: list[dict[str, Any]], metadata: dict[str, Any]) -> Path:
-    """Write ``index.html``: findings, links to every report, the headline results table and the run metadata.
+    """Write ``index.html`` (template ``report_index.html``): findings, links to every report, the headline
+    results table and the run metadata.
 
     Args:
         notebooks: one dict per notebook: ``stem``, ``html`` (file name or None), ``seconds``, ``status``.
         metadata: git commit, profile, dataset, package versions, total wall time...
     """
-    e = html.escape
     reports_dir = Path(reports_dir)
     results_path = reports_dir / "results.csv"
     results = pd.read_csv(results_path, dtype=str, keep_default_na=False) if results_path.exists() else None
-    rows = []
-    for nb in notebooks:
-        num = nb["stem"][:2]
-        title = NOTEBOOK_TITLES.get(num, nb["stem"])
-        link = f'<a href="{e(quote(nb["html"]))}">{e(nb["stem"])}</a>' if nb.get("html") else e(nb["stem"])
-        cls = "ok" if nb["status"] == "ok" else "fail"
-        rows.append(f'<tr><td>{link}</td><td>{e(title)}</td><td class="{cls}">{e(nb["status"])}</td>'
-                    f'<td>{nb["seconds"]:.1f}</td></tr>')
-    smoke = str(metadata.get("profile")) == "smoke"
-    parts = [
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
-        "<title>SBIR study: reports</title>",
-        f"<style>{_STYLE}</style></head><body>",
-        "<h1>Sketch-based image retrieval: a reproducible study</h1>",
-        f"<p>Profile <code>{e(str(metadata.get('profile')))}</code>, dataset "
-        f"<code>{e(str(metadata.get('dataset')))}</code>, commit <code>{e(str(metadata.get('git_commit')))}</code>, "
-        f"finished {e(str(metadata.get('finished')))} in {float(metadata.get('wall_seconds', 0)):.0f} s.</p>",
-    ]
-    if smoke:
-        parts.append(smoke_banner_html(results))
-    if results is not None:
-        parts.append(findings_html(findings(results)))
-    parts += [
-        "<h2>Notebook reports</h2><table><tr><th>report</th><th>what it shows</th><th>status</th>"
-        "<th>wall time (s)</th></tr>",
-        *rows,
-        "</table>",
-    ]
-    if results is not None:
-        long_link = (" Every metric with its 95% confidence interval: <a href='results_long.csv'>results_long.csv</a>."
-                     if (reports_dir / "results_long.csv").exists() else "")
-        parts += ["<h2>Headline results</h2>",
-                  "<p>Test split, this run's models and baselines (<a href='results.csv'>results.csv</a>). "
-                  f"Definitions of every metric are in the evaluation report (04).{long_link}</p>",
-                  "<div class='scroll results'>", _table(results), "</div>"]
-    files = [("results.csv", "the headline table above"),
-             ("results_long.csv", "every metric of every run and seed with its 95% confidence interval"),
-             ("figures/", "every figure of the reports as a PNG file"),
-             ("run_metadata.json", "this run's commit, versions and timings"),
-             ("config.json", "the profile's settings")]
-    present = [(f, what) for f, what in files if (reports_dir / f).exists()]
-    if present:
-        parts.append("<h2>Files</h2><ul>")
-        parts += [f"<li><a href='{e(quote(f))}'>{e(f)}</a>: {e(what)}</li>" for f, what in present]
-        parts.append("</ul>")
-    galleries = sorted(p.relative_to(reports_dir).as_posix() for p in reports_dir.glob("galleries/*/result.html"))
-    if galleries:
-        parts.append("<h2>Retrieval galleries (top-10 per query, correct photo in red)</h2><ul>")
-        parts += [f'<li><a href="{e(quote(g))}">{e(g)}</a></li>' for g in galleries]
-        parts.append("</ul>")
-    meta_rows = pd.DataFrame(
-        [{"key": k, "value": json.dumps(v) if isinstance(v, dict | list) else str(v)}
-         for k, v in metadata.items()]
-    )
-    parts += ["<h2>Run metadata</h2>", _table(meta_rows), "</body></html>"]
-    return _readable(atomic_write_text(reports_dir / "index.html", "\n".join(parts) + "\n"))
+    meta_rows = pd.DataFrame([{"key": k, "value": json.dumps(v) if isinstance(v, dict | list) else str(v)}
+                              for k, v in metadata.items()])
+    page = render(
+        "report_index.html",
+        profile=str(metadata.get("profile")), dataset=str(metadata.get("dataset")),
+        commit=str(metadata.get("git_commit")), finished=str(metadata.get("finished")),
+        wall_seconds=float(metadata.get("wall_seconds", 0)),
+        smoke=str(metadata.get("profile")) == "smoke", sizes=_gallery_sizes(results),
+        findings=finding_items(findings(results)) if results is not None else [],
+        notebooks=[{"stem": nb["stem"], "html": nb.get("html"), "status": str(nb["status"]),
+                    "seconds": float(nb["seconds"]), "title": NOTEBOOK_TITLES.get(nb["stem"][:2], nb["stem"])}
+                   for nb in notebooks],
+        results_table=_table(results) if results is not None else None,
+        has_long=(reports_dir / "results_long.csv").exists(),
+        files=[(f, what) for f, what in _FILES if (reports_dir / f).exists()],
+        galleries=sorted(p.relative_to(reports_dir).as_posix() for p in reports_dir.glob("galleries/*/result.html")),
+        metadata_table=_table(meta_rows))
+    return _readable(atomic_write_text(reports_dir / "index.html", page))

@@ -194,12 +194,27 @@ def test_hostile_names_and_captions_are_escaped(tiny_set):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
     assert "&lt;img src=x onerror=alert(1)&gt;.png" in text
     assert "Tiny &lt;model&gt; &amp; co" in text and "MRR&lt;&gt;" in text
-    assert "model &quot;x&quot; &lt;i&gt;" in text
+    assert "model &#34;x&#34; &lt;i&gt;" in text  # Jinja2's autoescape writes " as &#34;
     # The hostile photo (index 5) is query 0's correct answer at position 0: its alt text survives intact.
     row0 = page.rows[0]
     assert len(row0["imgs"]) == 11
     assert row0["imgs"][1]["alt"] == f"#1 (correct): photos/{EVIL_NAME}"
     assert EVIL_CAPTION in " ".join(row0["text"].split())  # shown as text, once unescaped by the parser
+
+
+def test_hostile_model_name_is_escaped_in_every_field(tiny_set):
+    """The templates autoescape: a model name that is a script comes out as text in the title, the header
+    and the metric names, on every page."""
+    s = tiny_set
+    evil = "<script>alert(1)</script>"
+    out = _write(s, s["root"] / "evil", title=evil, model=evil, metrics={evil: 0.5}, per_page=2)
+    pages = sorted(out.parent.glob("*.html"))
+    assert len(pages) == 3
+    for path in pages:
+        text = path.read_text()
+        assert evil not in text and not [t for t, _ in parse(path).tags if t == "script"]
+        assert text.count("&lt;script&gt;alert(1)&lt;/script&gt;") == 4  # <title>, <h1>, model, metric
+    assert "<title>&lt;script&gt;alert(1)&lt;/script&gt; (page 2)</title>" in (out.parent / "page-2.html").read_text()
 
 
 def test_sampling_is_deterministic_and_reported(tiny_set):

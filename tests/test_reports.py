@@ -160,3 +160,39 @@ def test_make_readable(tmp_path):
         f.chmod(0o600)
     assert reports.make_readable(tmp_path) == 3
     assert all(stat.S_IMODE(f.stat().st_mode) == 0o644 for f in files)
+
+
+def test_index_escapes_a_hostile_model_name(tmp_path):
+    """The index is a Jinja2 template with autoescaping: a model name that is a script is text in the
+    findings (here the best learned row on test), the results table and the report list."""
+    evil = "<script>alert(1)</script>"
+    results = _results()
+    results.loc[results["model"] == "aafg-category-better", "model"] = evil
+    results.to_csv(tmp_path / "results.csv", index=False)
+    reports.write_index_html(tmp_path, [{"stem": f"04_{evil}", "html": f"{evil}.html", "seconds": 1.0,
+                                         "status": evil}], {"profile": "smoke", "git_commit": evil})
+    text = (tmp_path / "index.html").read_text()
+    assert evil not in text and "<script" not in text
+    findings = text[text.index("<h2>Findings</h2>"):text.index("<h2>Notebook reports</h2>")]
+    assert "<code>&lt;script&gt;alert(1)&lt;/script&gt;</code>, stage 1" in findings
+    assert text.count("&lt;script&gt;alert(1)&lt;/script&gt;") == 6  # commit, findings, table, stem, status, metadata
+    assert 'href="%3Cscript%3Ealert%281%29%3C/script%3E.html"' in text  # link targets are URL-quoted
+
+
+def test_templates_ship_with_the_package():
+    """Every template is package data (pyproject's globs), and the environment autoescapes them all."""
+    import tomllib
+
+    from sbir_utils import templating
+
+    pyproject = tomllib.loads((Path(reports.__file__).parents[1] / "pyproject.toml").read_text())
+    globs = pyproject["tool"]["setuptools"]["package-data"]["sbir_utils"]
+    names = sorted(p.name for p in templating.TEMPLATES_DIR.iterdir())
+    package = Path(reports.__file__).parent
+    shipped = {p.resolve() for g in globs for p in package.glob(g) if p.is_file()}  # setuptools: * stops at /
+    assert {"report_index.html", "findings.html", "gallery_page.html", "back_link.html"} <= set(names)
+    for name in names:
+        assert (templating.TEMPLATES_DIR / name).resolve() in shipped, name
+        if name.endswith(".html"):
+            assert templating.environment().get_template(name).environment.autoescape(name)
+    assert templating.render("smoke_banner.html", sizes="<b>").count("&lt;b&gt;") == 1
