@@ -17,7 +17,7 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 import pandas as pd
-from matplotlib.ticker import NullFormatter
+from matplotlib.ticker import MaxNLocator, NullFormatter
 
 from . import paths
 from .config import Profile, TrainConfig
@@ -187,14 +187,27 @@ def history(run_dir: str | Path) -> pd.DataFrame:
 
 def plot_learning_curves(results: pd.DataFrame, metrics: tuple[str, ...] = ("train_loss", "val_acc@1"),
                          title: str = "") -> plt.Figure:
-    """One panel per metric, one line per run (first seed only, so lines stay readable)."""
+    """One panel per metric, one line per run (first seed only, so lines stay readable).
+
+    A run trained for a single epoch has no curve: its value is drawn as a marker labelled with the
+    number, and a panel where every run has one epoch says so and starts its y axis at 0, so the point's
+    size can be read (not a lone dot on matplotlib's default 0.96-1.04 axis).
+    """
     first = results.drop_duplicates("run")
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.8 * len(metrics), 3.3), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
+        points = []
         for row in first.itertuples():
             h = history(row.run_dir)
             if metric in h.columns:
-                ax.plot(h["epoch"], h[metric], marker="o", ms=3, label=row.run)
+                line, = ax.plot(h["epoch"], h[metric], marker="o", ms=3 if len(h) > 1 else 7, label=row.run)
+                if len(h) == 1:
+                    points.append(float(h[metric].iloc[0]))
+                    ax.annotate(f"{points[-1]:.3g}", (h["epoch"].iloc[0], points[-1]), xytext=(6, 0),
+                                textcoords="offset points", va="center", fontsize=8, color=line.get_color())
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if points and len(points) == len(ax.lines):
+            _single_epoch_axes(ax, points)
         ax.set_xlabel("epoch")
         ax.set_title(metric)
         ax.grid(alpha=0.3)
@@ -203,6 +216,20 @@ def plot_learning_curves(results: pd.DataFrame, metrics: tuple[str, ...] = ("tra
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def _single_epoch_axes(ax: plt.Axes, values: list[float]) -> None:
+    """Axes for a panel whose runs all trained one epoch: y from 0 (or a quarter below the lowest negative
+    value) to a quarter above the highest, x around epoch 1, and a note at the top (above every point)
+    that there is no curve to see."""
+    finite = [v for v in values if v == v]  # NaN (a metric not computed) leaves the default limits
+    if finite:
+        low, high = min(0.0, *finite), max(0.0, *finite)
+        ax.set_ylim(low * 1.25, high * 1.25 if high > 0 else (0.0 if low < 0 else 1.0))
+    ax.set_xlim(0.5, 1.5)
+    ax.set_xticks([1])
+    ax.text(0.5, 0.96, "1 epoch: no curve, one value per run", transform=ax.transAxes, ha="center",
+            va="top", fontsize=8, color="#555")
 
 
 def validation_table(results: pd.DataFrame, group: str | None = None,
