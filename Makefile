@@ -22,7 +22,7 @@ $(error PROFILE=$(PROFILE) is not a known profile: use one of $(KNOWN_PROFILES) 
 endif
 endif
 
-.PHONY: help venv kernel data reproduce test test-unit test-notebooks test-e2e lint lab bench clean distclean
+.PHONY: help venv kernel data reproduce app test test-unit test-notebooks test-e2e lint lab bench clean distclean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2}'
@@ -50,6 +50,10 @@ $(REPORTS_DIR)/.stamp-$(PROFILE)-$(DATASET): $(STAMP) $(NOTEBOOKS) $(PKG_SRC) co
 
 reproduce: $(REPORTS_DIR)/.stamp-$(PROFILE)-$(DATASET) ## Run the whole study (data, notebooks 01-06, HTML reports) for PROFILE
 	@echo "Reports: $(REPORTS_DIR)/index.html"
+
+# Opens the runs named in $(REPORTS_DIR)/run_metadata.json; says to run `make reproduce` first when there are none.
+app: $(STAMP) ## Web page on http://127.0.0.1:8000: draw or upload a sketch, see the top-k test photos (APP_ARGS="--port 8001 ...")
+	SBIR_REPORTS_DIR=$(abspath $(REPORTS_DIR)) $(PY) -m sbir_utils app $(APP_ARGS)
 
 # Tests never touch the project's data/, runs/ or reports/: everything goes under build/test/.
 TEST_ENV := HF_HUB_OFFLINE=1 SBIR_DATA_DIR=$(CURDIR)/build/test/data \

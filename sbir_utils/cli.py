@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "transfer": ("sbir_utils.transfer", "real-data transfer table: scratch vs embedded pre-training vs zero-shot"),
     "embed": ("sbir_utils.gallery_index", "encode a large photo collection in shards, build an index, search it"),
     "reproduce": ("sbir_utils.pipeline", "run the whole study: data, notebooks 01-06, HTML reports"),
+    "app": ("sbir_utils.app", "web page: draw or upload a sketch, see the top-k photos of a gallery"),
 }
 
 FALLBACK_VERSION = "0.1.0"  # pyproject.toml's, for a source tree that was never installed
