@@ -11,8 +11,9 @@ autoescaping: every file name, caption and title is HTML-escaped. Large test set
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -91,8 +92,41 @@ def sample_rows(n_query: int, max_rows: int, seed: int = 0) -> np.ndarray:
     return np.sort(rng.choice(n_query, size=max_rows, replace=False))
 
 
+def site_index_href(folder: Path, depth: int) -> str | None:
+    """The report index (``reports/index.html``) as seen from a page in ``folder``, or None.
+
+    Galleries written into the report site (``reports/galleries/NAME/``, ``depth`` 2; the gallery list
+    ``reports/galleries/index.html``, ``depth`` 1) link back to it; elsewhere (``sbir eval --html_dir``)
+    there is no index to go back to.
+    """
+    folder = Path(folder)
+    inside = folder.parent.name if depth == 2 else folder.name
+    return "../" * depth + "index.html" if inside == "galleries" else None
+
+
 def _page_name(page: int) -> str:
     return "result.html" if page == 1 else f"page-{page}.html"
+
+
+def _row(q: int, query_files: Sequence[Path], gallery_files: Sequence[Path], topk_indices: np.ndarray,
+         ranks: np.ndarray, relevant: np.ndarray, captions: Sequence[str] | None, make_thumb: Callable[[Path, str], str],
+         used: set[str]) -> dict[str, Any]:
+    """Query ``q``'s row for the template: its sketch and top photos (thumbnail names, CSS class, label),
+    the rank of its true photo and its caption; every thumbnail name is added to ``used``."""
+    def thumb(path: Path, kind: str, css: str, label: str) -> dict[str, str]:
+        name = make_thumb(path, kind)
+        used.add(name)
+        return {"css": css, "src": name, "label": label}
+
+    qname = _display_name(query_files[q])
+    imgs = [thumb(query_files[q], "sketch", "query", f"query: {qname}")]
+    shown = topk_indices[q, :TOP]
+    for j, g in enumerate(shown, start=1):
+        hit = bool(relevant[q, g])
+        label = f"#{j}{' (correct)' if hit else ''}: {_display_name(gallery_files[g])}"
+        imgs.append(thumb(gallery_files[g], "photo", "hit" if hit else "", label))
+    return {"query": q, "imgs": imgs, "name": qname, "rank": int(ranks[q]), "in_top": bool(relevant[q, shown].any()),
+            "caption": str(captions[q]) if captions is not None and captions[q] else ""}
 
 
 def write_result_html(
@@ -114,6 +148,7 @@ def write_result_html(
     thumb_size: int = 96,
 ) -> Path:
     """Write ``out_dir/result.html`` (+ ``page-N.html``) and ``out_dir/thumbs/*.png``; return result.html.
+    Inside the report site (``reports/galleries/NAME/``) every page links back to the report index.
 
     Args:
         query_files: Q sketch files (rows). gallery_files: G photo files.
@@ -137,24 +172,8 @@ def write_result_html(
     thumbs_dir = out_dir / "thumbs"
     thumbs_dir.mkdir(parents=True, exist_ok=True)
     used: set[str] = set()
-
-    def thumb(path: Path, kind: str, css: str, label: str) -> dict[str, str]:
-        name = _make_thumb(path, kind, thumb_size, thumbs_dir)
-        used.add(name)
-        return {"css": css, "src": name, "label": label}
-
-    row_data = []
-    for q in rows:
-        qname = _display_name(query_files[q])
-        imgs = [thumb(query_files[q], "sketch", "query", f"query: {qname}")]
-        shown = topk_indices[q, :TOP]
-        for j, g in enumerate(shown, start=1):
-            hit = bool(relevant[q, g])
-            label = f"#{j}{' (correct)' if hit else ''}: {_display_name(gallery_files[g])}"
-            imgs.append(thumb(gallery_files[g], "photo", "hit" if hit else "", label))
-        row_data.append({"query": int(q), "imgs": imgs, "name": qname, "rank": int(ranks[q]),
-                         "in_top": bool(relevant[q, shown].any()),
-                         "caption": str(captions[q]) if captions is not None and captions[q] else ""})
+    row_data = [_row(int(q), query_files, gallery_files, topk_indices, ranks, relevant, captions,
+                     lambda path, kind: _make_thumb(path, kind, thumb_size, thumbs_dir), used) for q in rows]
 
     n_rows, n_query = len(rows), len(query_files)
     n_pages = max(1, -(-n_rows // per_page))
@@ -163,7 +182,7 @@ def write_result_html(
               "shown_txt": (f"all {n_query} queries" if n_rows == n_query else
                             f"{n_rows} queries sampled at random (seed {seed}) of {n_query}"),
               "metrics": [(str(k), float(v)) for k, v in (metrics or {}).items()],
-              "n_pages": n_pages, "page_names": page_names}
+              "n_pages": n_pages, "page_names": page_names, "index_href": site_index_href(out_dir, 2)}
     for page in range(1, n_pages + 1):
         atomic_write_text(out_dir / page_names[page - 1],
                           render("gallery_page.html", page=page, rows=row_data[(page - 1) * per_page: page * per_page],
@@ -184,4 +203,5 @@ def write_gallery_index(galleries_dir: str | Path) -> Path:
     """Write ``galleries_dir/index.html`` linking every ``*/result.html`` below it; return its path."""
     galleries_dir = Path(galleries_dir)
     links = sorted(p.relative_to(galleries_dir).as_posix() for p in galleries_dir.glob("*/result.html"))
-    return atomic_write_text(galleries_dir / "index.html", render("gallery_index.html", top=TOP, links=links))
+    return atomic_write_text(galleries_dir / "index.html", render("gallery_index.html", top=TOP, links=links,
+                                                                     index_href=site_index_href(galleries_dir, 1)))

@@ -150,7 +150,8 @@ def export_notebook_html(executed: Path, out_html: Path) -> Path:
     body = _NETWORK_INLINE_SCRIPT.sub("", _EXTERNAL_SCRIPT.sub("", body))
     body = re.sub(r"<title>.*?</title>", lambda _: f"<title>{escape(title)}</title>", body, count=1,
                   flags=re.DOTALL)
-    body = re.sub(r"<body[^>]*>", lambda m: m.group(0) + render("back_link.html").strip(), body, count=1)
+    back = render("back_link.html", index_href="index.html").strip()
+    body = re.sub(r"<body[^>]*>", lambda m: m.group(0) + back, body, count=1)
     return _readable(atomic_write_text(out_html, body))
 
 

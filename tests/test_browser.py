@@ -252,6 +252,10 @@ def test_pages_read_well(site: Path, profile: Path):
         assert (site / href).exists() and f"href='{href}'" in text
     page = (site / "04_evaluation.html").read_text()
     assert 'href="index.html"' in page and "epoch 1/1 loss" in page
+    reports = [site / "04_evaluation.html", *sorted((site / "galleries").rglob("*.html"))]
+    assert len(reports) == 3
+    for report in reports:  # every report page reached from the index links back to it
+        assert site / "index.html" in local_links(report), report.relative_to(site)
     assert 'data-mime-type="application/vnd.jupyter.stderr"' not in page  # (the CSS names it too)
     for html_file in (site / "index.html", site / "04_evaluation.html"):
         assert html_file.stat().st_mode & 0o777 == 0o644, html_file

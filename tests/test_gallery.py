@@ -261,4 +261,20 @@ def test_gallery_index_links_every_gallery(tiny_set):
     _write(s, root / "convnext #1")
     index = write_gallery_index(root)
     hrefs = [a["href"] for tag, a in parse(index).tags if tag == "a"]
-    assert hrefs == ["aafg/result.html", "convnext%20%231/result.html"]
+    assert hrefs == ["../index.html", "aafg/result.html", "convnext%20%231/result.html"]  # back, then each gallery
+
+
+def test_galleries_in_the_report_site_link_back_to_the_index(tiny_set):
+    """reports/galleries/NAME/*.html and reports/galleries/index.html link to reports/index.html; a gallery
+    written anywhere else (sbir eval --html_dir) has no index to link to."""
+    s = tiny_set
+    site = s["root"] / "reports"
+    out = _write(s, site / "galleries" / "m", per_page=4)
+    pages = sorted(out.parent.glob("*.html"))
+    assert [p.name for p in pages] == ["page-2.html", "result.html"]
+    for page in pages + [write_gallery_index(site / "galleries")]:
+        back = [a["href"] for tag, a in parse(page).tags if tag == "a" and "index.html" in a["href"]]
+        assert len(back) == 1 and (page.parent / back[0]).resolve() == (site / "index.html").resolve(), page
+    elsewhere = _write(s, s["root"] / "eval-out")
+    assert not [a for tag, a in parse(elsewhere).tags if tag == "a"]
+    assert not [a for tag, a in parse(write_gallery_index(s["root"])).tags if tag == "a" and "index" in a["href"]]
