@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -95,6 +96,54 @@ def test_missing_files_and_duplicates_are_skipped_with_a_warning(dataset):
     assert len(df) == 6
     with pytest.raises(IndexValidationError, match="missing file"):
         read_index(dataset / "m.csv", strict=True)
+
+
+def test_on_missing_error_lists_the_missing_files_with_a_count_naming_the_csv(dataset):
+    text = (dataset / "index_train.csv").read_text()
+    extra = "".join(f"sketches/gone{i}-1.png,photos/0.png,000\n" for i in range(25))
+    (dataset / "m.csv").write_text(text + extra)
+    with pytest.raises(IndexValidationError) as info:
+        read_index(dataset / "m.csv", on_missing="error")
+    msg, problems = str(info.value), info.value.problems
+    assert problems[0].startswith(f"{dataset / 'm.csv'}: 25 row(s) name 25 missing") and "--skip_missing" in problems[0]
+    assert len(problems) == 26 and f"{dataset / 'm.csv'}:8: path_sketch 'sketches/gone0-1.png': missing file" in msg
+    assert "... and 6 more" in msg  # the first 20 shown, the rest counted
+    with pytest.warns(UserWarning, match="skipped 25 rows with missing"):
+        df = read_index(dataset / "m.csv", on_missing="skip")
+    assert len(df) == 6 and df.attrs["skipped"] == {"rows with missing or undecodable files": 25}
+    with pytest.raises(ValueError, match="on_missing must be one of"):
+        read_index(dataset / "m.csv", on_missing="ignore")
+
+
+def test_comment_lines_are_skipped_and_line_numbers_stay_those_of_the_file(dataset):
+    lines = (dataset / "index_train.csv").read_text().splitlines()
+    text = "# a template\n#   with comments\n" + lines[0] + "\n# between rows\n" + "\n".join(lines[1:]) + "\n"
+    (dataset / "c.csv").write_text(text + "sketches/0-1.png,,000\n")
+    with pytest.raises(IndexValidationError, match=r"c\.csv:11: empty path_image"):
+        read_index(dataset / "c.csv")
+    (dataset / "c.csv").write_text(text)
+    assert len(read_index(dataset / "c.csv")) == 6
+    (dataset / "only.csv").write_text("# nothing but comments\n")
+    with pytest.raises(IndexValidationError, match="the file is empty"):
+        read_index(dataset / "only.csv")
+
+
+TEMPLATES = Path(__file__).resolve().parents[1] / "data_templates"
+
+
+@pytest.mark.parametrize("name", ["sketchy", "tuberlin", "qmul", "fscoco", "folders"])
+def test_each_data_template_is_a_valid_commented_index_naming_its_importer(name):
+    from sbir_utils.data.formats import FORMATS
+    from sbir_utils.data.index import DatasetSpec
+
+    path = TEMPLATES / f"{name}.csv"
+    spec = DatasetSpec(index_dir=TEMPLATES, sketch_root=TEMPLATES, image_root=TEMPLATES)
+    df = read_index(path, spec, check_files=False)
+    assert len(df) >= 3 and df["label"].ne("").all()
+    assert name in FORMATS and f"sbir index {name} " in path.read_text()
+    assert path.read_text().startswith("#")
+    spec = json.loads((TEMPLATES / "dataset.json").read_text())
+    assert set(spec) >= {"sketch_root", "image_root", "protocol"}
 
 
 def test_corrupt_image_is_caught_when_decoding_is_checked(dataset):

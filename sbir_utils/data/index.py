@@ -8,7 +8,9 @@ roots let TU-Berlin sketches meet TU-Berlin-Ext photos, or rasterised QMUL strok
 without copying either.
 
 Validation happens once, on load: problems are collected with file and row and raised together
-(errors) or counted and skipped with a warning (rows whose files are missing, duplicate rows).
+(errors) or counted and skipped with a warning (rows whose files are missing, duplicate rows);
+``on_missing="error"`` (training and evaluation, unless ``--skip_missing``) makes missing files errors.
+Lines starting with ``#`` are comments (the templates in ``data_templates/`` use them).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from ..fileio import atomic_write, atomic_write_text
 REQUIRED_COLUMNS = ("path_sketch", "path_image", "label")
 SPLITS = ("train", "val", "test")
 SPEC_FILE = "dataset.json"
+MISSING_MODES = ("skip", "error")
+MAX_LISTED = 20  # problems shown in an error message; the rest are counted
 
 
 class IndexValidationError(ValueError):
@@ -35,8 +39,8 @@ class IndexValidationError(ValueError):
 
     def __init__(self, problems: list[str]):
         self.problems = problems
-        shown = problems[:20]
-        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+        shown = problems[:MAX_LISTED]
+        more = f"\n  ... and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
         super().__init__("invalid index:\n  " + "\n  ".join(shown) + more)
 
 
@@ -128,28 +132,18 @@ def _inside(root: Path, rel: str) -> Path | None:
     return full if full.is_relative_to(root.resolve()) else None
 
 
-def read_index(
-    csv_path: str | Path,
-    spec: DatasetSpec | None = None,
-    *,
-    check_files: bool = True,
-    check_decode: bool = False,
-    strict: bool = False,
-) -> pd.DataFrame:
-    """Read and validate one index CSV.
 
-    Returns a DataFrame with at least ``path_sketch, path_image, label`` (all ``str``) and the absolute
-    ``sketch_file`` and ``image_file`` columns. Raises :class:`IndexValidationError` listing every
-    problem that breaks training (missing columns, empty labels, paths outside the roots, an empty
-    index). Rows whose files are missing or undecodable and duplicate rows are dropped with a warning
-    (``strict=True`` makes them errors); ``df.attrs["skipped"]`` counts them.
+
+def _parse_csv(csv_path: Path) -> tuple[pd.DataFrame, list[int]]:
+    """The CSV's rows (all ``str``, required columns stripped) and each row's 1-based line in the file.
+
+    Lines starting with ``#`` are comments (the ``data_templates/`` files explain themselves with them).
     """
-    csv_path = Path(csv_path)
-    if spec is None:
-        spec = load_spec(csv_path.parent)
-    if not csv_path.exists():
-        raise FileNotFoundError(f"{csv_path}: index file not found")
     text = _decode_text(csv_path.read_bytes(), csv_path)
+    lines = text.splitlines()
+    kept = [i for i, ln in enumerate(lines, 1) if not ln.lstrip().startswith("#")]
+    if len(kept) < len(lines):
+        text = "\n".join(lines[i - 1] for i in kept) + "\n"
     if not text.strip():
         raise IndexValidationError([f"{csv_path}: the file is empty (expected a header {','.join(REQUIRED_COLUMNS)})"])
     try:
@@ -167,18 +161,20 @@ def read_index(
         raise IndexValidationError([f"{csv_path}: no rows (an empty split)"])
     for col in REQUIRED_COLUMNS:
         df[col] = df[col].str.strip()
+    # without comments kept[k] == k + 1, so row i (0-based, after the header) is on line i + 2 as before
+    line = [kept[i + 1] if i + 1 < len(kept) else i + 2 for i in range(len(df))]
+    return df, line
 
+
+def _resolve_paths(df: pd.DataFrame, csv_path: Path, spec: DatasetSpec, line: list[int]) -> None:
+    """Add the absolute ``sketch_file`` / ``image_file`` columns; raise every empty field or path that is
+    absolute or leaves its root."""
     errors: list[str] = []
-    skipped: dict[str, int] = {}
-    drop = pd.Series(False, index=df.index)
-    line = df.index + 2  # 1-based file line, after the header
-
     for i in df.index[df["label"] == ""]:
         errors.append(f"{csv_path}:{line[i]}: empty label")
     for col in ("path_sketch", "path_image"):
         for i in df.index[df[col] == ""]:
             errors.append(f"{csv_path}:{line[i]}: empty {col}")
-
     sketch_files, image_files = [], []
     for i, ps, pi in zip(df.index, df["path_sketch"], df["path_image"]):
         fs, fi = _inside(spec.sketch_root, ps), _inside(spec.image_root, pi)
@@ -192,38 +188,79 @@ def read_index(
     if errors:
         raise IndexValidationError(errors)
 
+
+def _bad_files(df: pd.DataFrame, csv_path: Path, line: list[int], drop: pd.Series,
+               check_decode: bool) -> list[str]:
+    """``"file:line: column 'path': why"`` for every missing (or, with ``check_decode``, undecodable) file of
+    the rows not yet dropped; marks those rows in ``drop``."""
+    checked: dict[str, str | None] = {}
+
+    def problem(path: str) -> str | None:
+        if path not in checked:
+            checked[path] = None if Path(path).is_file() else "missing file"
+            if checked[path] is None and check_decode:
+                from .images import ImageDecodeError, load_image
+
+                try:
+                    load_image(path)
+                except ImageDecodeError as exc:
+                    checked[path] = f"undecodable ({exc})"
+        return checked[path]
+
+    bad: list[str] = []
+    for i in df.index[~drop]:
+        for col, fcol in (("path_sketch", "sketch_file"), ("path_image", "image_file")):
+            why = problem(df.at[i, fcol])
+            if why:
+                bad.append(f"{csv_path}:{line[i]}: {col} {df.at[i, col]!r}: {why}")
+                drop[i] = True
+    return bad
+
+
+def read_index(
+    csv_path: str | Path,
+    spec: DatasetSpec | None = None,
+    *,
+    check_files: bool = True,
+    check_decode: bool = False,
+    strict: bool = False,
+    on_missing: str = "skip",
+) -> pd.DataFrame:
+    """Read and validate one index CSV.
+
+    Returns a DataFrame with at least ``path_sketch, path_image, label`` (all ``str``) and the absolute
+    ``sketch_file`` and ``image_file`` columns. Raises :class:`IndexValidationError` listing every
+    problem that breaks training (missing columns, empty labels, paths outside the roots, an empty
+    index). Rows whose files are missing or undecodable and duplicate rows are dropped with a warning
+    (``strict=True`` makes them errors); ``on_missing="error"`` makes only the missing or undecodable files
+    an error (what ``sbir train`` / ``sbir eval`` do unless ``--skip_missing``). ``df.attrs["skipped"]``
+    counts the rows dropped. Lines starting with ``#`` are comments.
+    """
+    if on_missing not in MISSING_MODES:
+        raise ValueError(f"on_missing must be one of {MISSING_MODES}, got {on_missing!r}")
+    csv_path = Path(csv_path)
+    if spec is None:
+        spec = load_spec(csv_path.parent)
+    if not csv_path.exists():
+        raise FileNotFoundError(f"{csv_path}: index file not found")
+    df, line = _parse_csv(csv_path)
+    _resolve_paths(df, csv_path, spec, line)
+
+    skipped: dict[str, int] = {}
     # Same files (however the paths are spelled: ``./a.png``, ``x/../a.png``) and same label.
     dup = df.duplicated(subset=["sketch_file", "image_file", "label"], keep="first")
+    drop = dup.copy()
     if dup.any():
         skipped["duplicate rows"] = int(dup.sum())
-        drop |= dup
-
-    bad_files: list[str] = []
-    if check_files:
-        checked: dict[str, str | None] = {}
-
-        def problem(path: str) -> str | None:
-            if path not in checked:
-                checked[path] = None if Path(path).is_file() else "missing file"
-                if checked[path] is None and check_decode:
-                    from .images import ImageDecodeError, load_image
-
-                    try:
-                        load_image(path)
-                    except ImageDecodeError as exc:
-                        checked[path] = f"undecodable ({exc})"
-            return checked[path]
-
-        bad_rows = 0
-        for i in df.index[~drop]:
-            for col, fcol in (("path_sketch", "sketch_file"), ("path_image", "image_file")):
-                why = problem(df.at[i, fcol])
-                if why:
-                    bad_files.append(f"{csv_path}:{line[i]}: {col} {df.at[i, col]!r}: {why}")
-                    drop[i] = True
-            bad_rows += int(drop[i])
-        if bad_rows:
-            skipped["rows with missing or undecodable files"] = bad_rows
+    bad_files = _bad_files(df, csv_path, line, drop, check_decode) if check_files else []
+    if bad_files and on_missing == "error" and not strict:
+        rows = int((drop & ~dup).sum())
+        raise IndexValidationError(
+            [f"{csv_path}: {rows} row(s) name {len(bad_files)} missing or undecodable file(s) (sketch root "
+             f"{spec.sketch_root}, image root {spec.image_root}); fix them, or leave those rows out with "
+             "--skip_missing"] + bad_files)
+    if bad_files:
+        skipped["rows with missing or undecodable files"] = int((drop & ~dup).sum())
 
     if strict and (bad_files or dup.any()):
         raise IndexValidationError(bad_files + [f"{csv_path}:{line[i]}: duplicate row" for i in df.index[dup]])
