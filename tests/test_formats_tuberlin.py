@@ -84,3 +84,28 @@ def test_shipped_folder_map():
     names = tuberlin.ext_folder_names()
     assert names["trombone"] == "tromobone" and names["spider"] == "spidar" and names["chandelier"] == "chandeler"
     assert tuberlin.folder_key("bear (animal)") == "bearanimal"
+
+
+def test_ext_photos_placed_inside_the_root_are_used_without_photos_flag(raw, tmp_path: Path):
+    sk, ext = raw
+    (ext / "ImageResized").rename(sk / "ImageResized")  # png/ beside ImageResized/
+    summary = tuberlin.build_index(sk, tmp_path / "idx", test_fraction=0.2, val_fraction=0.25, seed=0)
+    assert summary["index_written"] and summary["photos"] == str((sk / "ImageResized").resolve())
+    assert any("ImageResized/ found in RAW_ROOT" in n for n in summary["notes"])
+    rows = pd.concat(read_splits(tmp_path / "idx").values())
+    assert sorted(rows["label"].unique()) == sorted(EXT) and len(rows) == len(EXT) * SKETCHES
+    # one level down (TU-Berlin-Ext/ImageResized inside the TU-Berlin folder) is found too
+    (sk / "TU-Berlin-Ext").mkdir()
+    (sk / "ImageResized").rename(sk / "TU-Berlin-Ext" / "ImageResized")
+    assert tuberlin.photos_in_root(sk) == sk / "TU-Berlin-Ext" / "ImageResized"
+
+
+def test_photo_folder_inside_a_root_without_png_is_not_a_class(tmp_path: Path):
+    root = tmp_path / "flat"  # class folders directly in the root, photos beside them
+    for cls in ("cup", "bat"):
+        for n in range(5):
+            _img(root / cls / f"{n}.png", "L")
+            _img(root / "ImageResized" / cls / f"p{n}.jpg", "RGB")
+    tuberlin.build_index(root, tmp_path / "idx", test_fraction=0.2, val_fraction=0.25)
+    rows = pd.concat(read_splits(tmp_path / "idx").values())
+    assert sorted(rows["label"].unique()) == ["bat", "cup"]

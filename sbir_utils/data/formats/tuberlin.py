@@ -6,11 +6,12 @@ Its folder names are the class names without spaces, hyphens and parentheses, ex
 or shortened ones (``tromobone``, ``griaffe``, ``chandeler``, ``spidar``, ...) mapped by the shipped
 ``resources/tuberlin_ext_folders.json`` (source cited there).
 
-Splits are drawn per class, seeded, separately for sketches and photos (``test_fraction``, then
+Photos placed inside the TU-Berlin folder (``ImageResized/`` beside ``png/``) are found without
+``--photos``. Splits are drawn per class, seeded, separately for sketches and photos (``test_fraction``, then
 ``val_fraction`` of the rest), so no photo is in two splits. Pairing is category-level and
 deterministic: within a class and split the i-th sorted sketch gets the (i mod n)-th sorted photo.
 With ``--cover_photos`` a class-split gets ``max(sketches, photos)`` rows so every photo appears in
-the index (sketches then repeat). Without ``--photos`` a sketch-only listing is written.
+the index (sketches then repeat). Without photos a sketch-only listing is written.
 """
 
 from __future__ import annotations
@@ -60,6 +61,33 @@ def find_photo_root(photos: Path) -> Path:
     return photos / "ImageResized" if (photos / "ImageResized").is_dir() else photos
 
 
+def photos_in_root(raw_root: Path) -> Path | None:
+    """TU-Berlin-Ext's ``ImageResized/`` placed inside the TU-Berlin folder (beside ``png/``, or one level
+    down, e.g. ``TU-Berlin-Ext/ImageResized/``), or None."""
+    raw_root = Path(raw_root)
+    if (raw_root / "ImageResized").is_dir():
+        return raw_root / "ImageResized"
+    subdirs = sorted(d for d in raw_root.iterdir() if d.is_dir() and not d.name.startswith(".")) if raw_root.is_dir() else []
+    return next((d / "ImageResized" for d in subdirs if (d / "ImageResized").is_dir()), None)
+
+
+def _photo_folders(raw_root: Path, photos: str | Path | None, notes: list[str]) -> tuple[Path | None, dict[str, Path]]:
+    """``(photo root, folder key -> class photo folder)`` of ``photos``, or of the ``ImageResized/`` found in
+    ``raw_root`` (noted in ``notes``); ``(None, {})`` without photos."""
+    if photos is None and (found := photos_in_root(raw_root)) is not None:
+        photos = found
+        notes.append(f"photos: TU-Berlin-Ext's {relative(found, raw_root)}/ found in RAW_ROOT (--photos DIR uses others)")
+    if photos is None:
+        return None, {}
+    photo_root = find_photo_root(Path(photos).resolve())
+    if not photo_root.is_dir():
+        raise FileNotFoundError(f"{photo_root}: TU-Berlin-Ext photo folder not found")
+    folders: dict[str, Path] = {}
+    for d in sorted(p for p in photo_root.iterdir() if p.is_dir()):
+        folders.setdefault(folder_key(d.name), d)
+    return photo_root, folders
+
+
 def _split_items(items: list[str], test_fraction: float, val_fraction: float, seed: int, salt: str) -> dict[str, list[str]]:
     """Seeded per-class split of sorted ``items`` into train/val/test (``salt`` decorrelates classes)."""
     test = set(choose(items, test_fraction, split_rng(seed, "test", salt)))
@@ -87,16 +115,9 @@ def build_index(
     sketch_root = find_sketch_root(raw_root)
     skipped = Skipped()
     notes: list[str] = []
-    classes = sorted(p for p in sketch_root.iterdir() if p.is_dir() and not p.name.startswith("."))
-
-    photo_root = None
-    photo_folders: dict[str, Path] = {}
-    if photos is not None:
-        photo_root = find_photo_root(Path(photos).resolve())
-        if not photo_root.is_dir():
-            raise FileNotFoundError(f"{photo_root}: TU-Berlin-Ext photo folder not found")
-        for d in sorted(p for p in photo_root.iterdir() if p.is_dir()):
-            photo_folders.setdefault(folder_key(d.name), d)
+    photo_root, photo_folders = _photo_folders(raw_root, photos, notes)
+    classes = sorted(p for p in sketch_root.iterdir() if p.is_dir() and not p.name.startswith(".")
+                     and photo_root not in (p.resolve(), (p / "ImageResized").resolve()))
     mapping = ext_folder_names()
 
     rows: list[dict[str, Any]] = []
@@ -167,7 +188,8 @@ def build_index(
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--photos", default=None, metavar="DIR",
-                        help="TU-Berlin-Ext root (or its ImageResized/ folder); without it only sketches are listed")
+                        help="TU-Berlin-Ext root (or its ImageResized/ folder); default: ImageResized/ inside "
+                             "RAW_ROOT if there is one, else only sketches are listed")
     parser.add_argument("--test_fraction", type=float, default=0.1,
                         help="share of each class's sketches and photos in test (default 0.1)")
     parser.add_argument("--cover_photos", action="store_true",
