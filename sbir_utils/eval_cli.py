@@ -37,6 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no_html", action="store_true", help="do not write result.html")
     parser.add_argument("--split", choices=SPLITS, default=None, help="FS-COCO split sub-folder of --data_root")
     parser.add_argument("--val_unseen", action="store_true", help="same as --split unseen-file")
+    parser.add_argument("--skip_missing", action="store_true",
+                        help="leave out test rows whose files are missing (counted); without it they stop, all listed")
     parser.add_argument("--no_cuda", action="store_true", help="evaluate on the CPU")
     parser.add_argument("--num_workers", type=int, default=0, help="data-loader worker processes (default 0)")
     g = parser.add_argument_group("for --model_path (a checkpoint stores its own settings)")
@@ -126,13 +128,16 @@ def run(args: argparse.Namespace) -> int:
         else:
             ckpt = resolve_checkpoint(args.ckpt, args.log_dir)
         res = evaluate(ckpt, data_root, args.test_csv, args.batch_size, args.rerank_k, cfg=cfg,
-                       device="cpu" if args.no_cuda else None, num_workers=args.num_workers, details=not args.no_html)
+                       device="cpu" if args.no_cuda else None, num_workers=args.num_workers, details=not args.no_html,
+                       skip_missing=args.skip_missing)
     except (FileNotFoundError, ValueError, WeightsUnavailableError) as exc:
         if args.model_path and args.profile != "full" and "does not fit" in str(exc):
             exc = ValueError(f"{exc}; the ConvNeXt seed's released files need --profile full")
         return error("eval", exc)
     details = res.pop("details", None)
     print(format_table(res))
+    if "skipped_rows" in res:
+        print(f"--skip_missing: rows left out {json.dumps(res['skipped_rows'])}")
     if details is not None:
         run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
         out_dir = Path(args.html_dir) if args.html_dir else run_dir / f"eval_{Path(args.test_csv).stem}"

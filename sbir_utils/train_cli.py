@@ -61,6 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     d.add_argument("--split", choices=SPLITS, default=None,
                    help="FS-COCO split: use DATA_ROOT/<split>/ when it exists (unseen-user holds out whole drawers)")
     d.add_argument("--val_unseen", action="store_true", help="the ConvNeXt seed's flag: same as --split unseen-file")
+    d.add_argument("--skip_missing", action="store_true",
+                   help="leave out index rows whose files are missing (counted, in the log and config.json); "
+                        "without it they stop the run before training, every one listed")
     _model_arguments(parser.add_argument_group("model"))
     _optimisation_and_run_arguments(parser)
 
@@ -222,7 +225,8 @@ def run(args: argparse.Namespace) -> int:
                       mining=args.mining, symmetric=args.symmetric, pair_weight=args.pair_weight,
                       head_bn=False if args.no_head_bn else (True if args.head_bn else None), select_metric=args.select_metric,
                       device="cpu" if args.no_cuda else None, model_path=args.model_path, save_state_dict=args.save,
-                      keep_last=args.keep_last, overwrite=args.overwrite, progress=not args.no_progress)
+                      keep_last=args.keep_last, overwrite=args.overwrite, progress=not args.no_progress,
+                      skip_missing=args.skip_missing)
     except NonFiniteLossError as exc:
         print(f"sbir train: error: {exc}", file=sys.stderr)
         return 1
@@ -234,6 +238,9 @@ def run(args: argparse.Namespace) -> int:
     if summary.get("rank", 0) == 0:
         print(f"best {summary['best_metric']} = {summary['best_value']:.4f} at epoch {summary['best_epoch']}: "
               f"{summary['best_checkpoint']}")
+        skipped = summary.get("options", {}).get("skipped_rows")
+        if skipped is not None:
+            print(f"--skip_missing: rows left out {json.dumps(skipped)} (recorded in config.json)")
         print(json.dumps({k: summary[k] for k in ("run_dir", "best_epoch", "best_value", "pairs_per_s",
                                                   "wall_time_s")}, default=str))
     return 0

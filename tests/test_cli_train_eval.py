@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
@@ -125,3 +126,32 @@ def test_python_dash_m_entry_point(data, tmp_path):
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "best acc@1" in proc.stdout and (log / "checkpoints" / "epoch_01.pt").exists()
+
+
+def test_missing_files_stop_training_before_it_starts_unless_skip_missing(tmp_path, capsys):
+    data = make_tiny_dataset(tmp_path / "data")
+    gone = pd.read_csv(data / "index_train.csv")["path_sketch"].iloc[0]
+    (data / gone).unlink()
+    run = tmp_path / "run"
+    rc = cli.main(["train", "--data_root", str(data), "--log_dir", str(run), *TINY])
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err and "UserWarning" not in err
+    assert f"{data / 'index_train.csv'}: 1 row(s) name 1 missing" in err and "--skip_missing" in err
+    assert f"path_sketch '{gone}': missing file" in err
+    assert not (run / "checkpoints").exists()  # stopped before training
+    rc = cli.main(["train", "--data_root", str(data), "--log_dir", str(run), *TINY, "--skip_missing"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert "skipped 1 rows with missing or undecodable files" in captured.err
+    assert '--skip_missing: rows left out {"train": {"rows with missing or undecodable files": 1}' in captured.out
+    options = json.loads((run / "config.json").read_text())["options"]
+    assert options["skipped_rows"] == {"train": {"rows with missing or undecodable files": 1}, "val": {}}
+    test_gone = pd.read_csv(data / "index_test.csv")["path_image"].iloc[0]
+    (data / test_gone).unlink()
+    rc = cli.main(["eval", "--data_root", str(data), "--log_dir", str(run), "--no_html"])
+    err = capsys.readouterr().err
+    assert rc == 2 and f"{data / 'index_test.csv'}: " in err and f"path_image '{test_gone}': missing file" in err
+    rc = cli.main(["eval", "--data_root", str(data), "--log_dir", str(run), "--no_html", "--skip_missing"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert "--skip_missing: rows left out {\"rows with missing or undecodable files\": 2}" in captured.out

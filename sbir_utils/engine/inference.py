@@ -3,6 +3,8 @@ and stage 2 for a model with a pair scorer), and ``evaluate``, a checkpoint meas
 
 from __future__ import annotations
 
+import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +23,17 @@ from .checkpoints import load_model
 from .device import _unwrap, autocast, resolve_device
 
 
-def _sorted_index(csv: Path, spec: DatasetSpec) -> pd.DataFrame:
-    """The index ``csv`` sorted by (sketch, photo, label): the row order never depends on the file's."""
-    df = read_index(csv, spec)
+def _sorted_index(csv: Path, spec: DatasetSpec, skip_missing: bool = False) -> pd.DataFrame:
+    """The index ``csv`` sorted by (sketch, photo, label): the row order never depends on the file's.
+
+    A row naming a missing file stops with every such file listed (``IndexValidationError``), unless
+    ``skip_missing``: then those rows are left out, counted in ``df.attrs["skipped"]`` and reported in one
+    line on stderr."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        df = read_index(csv, spec, on_missing="skip" if skip_missing else "error")
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr, flush=True)
     return df.sort_values(["path_sketch", "path_image", "label"], kind="stable").reset_index(drop=True)
 
 
@@ -129,6 +139,7 @@ def evaluate(
     device: str | torch.device | None = None,
     num_workers: int = 0,
     details: bool = False,
+    skip_missing: bool = False,
 ) -> dict[str, Any]:
     """Stage-1 and stage-2 retrieval metrics of a checkpoint on an index (the test split, once).
 
@@ -136,15 +147,17 @@ def evaluate(
         checkpoint: an engine checkpoint (``best.pt``), or a plain state dict with ``cfg`` saying the model.
         rerank_k: top-K re-ranked by the pair scorer (default: the checkpoint's ``rerank_k``; 0 = none).
         details: add per-query ``details`` (see :func:`retrieval_metrics`), e.g. for ``result.html``.
+        skip_missing: leave out rows whose files are missing instead of stopping (see :func:`_sorted_index`).
     Returns:
         ``{"stage1": metrics, "stage2": metrics | None, "mean_cos", "checkpoint", "test_csv", "model",
-        "backbone", "epoch", "rerank_k"}``; metrics as ``metrics.evaluate_embeddings``.
+        "backbone", "epoch", "rerank_k"}`` (and ``"skipped_rows"`` with ``skip_missing``); metrics as
+        ``metrics.evaluate_embeddings``.
     """
     device = resolve_device(device)
     model, cfg, meta = load_model(checkpoint, cfg, device)
     spec = load_spec(data_root)
     csv = _resolve_csv(spec, test_csv)
-    df = _sorted_index(csv, spec)
+    df = _sorted_index(csv, spec, skip_missing)
     k = cfg.rerank_k if rerank_k is None else int(rerank_k)
     if k < 0:
         raise ValueError(f"rerank_k must be >= 0, got {k}")
@@ -152,4 +165,6 @@ def evaluate(
                             cfg.photo_mode, cfg.crop)
     res.update(checkpoint=str(checkpoint), test_csv=str(csv), model=cfg.model, backbone=cfg.backbone,
                epoch=meta.get("epoch"), rerank_k=k if res["stage2"] is not None else 0)
+    if skip_missing:
+        res["skipped_rows"] = dict(df.attrs.get("skipped", {}))
     return res

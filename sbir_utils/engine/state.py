@@ -42,6 +42,7 @@ class _Job:
     device: torch.device
     rank: int = 0
     world: int = 1
+    skip_missing: bool = False  # leave out index rows whose files are missing (else they stop the run)
 
     @property
     def main(self) -> bool:

@@ -57,6 +57,7 @@ def fit(
     keep_last: int = 3,
     overwrite: bool = False,
     progress: bool = True,
+    skip_missing: bool = False,
 ) -> dict[str, Any]:
     """Train ``cfg.model`` on ``data_root/train_csv``, validate on ``val_csv`` every epoch.
 
@@ -81,6 +82,8 @@ def fit(
         overwrite: when not resuming and ``run_dir`` already holds a run, replace it (its checkpoints,
             metrics.csv, tb/ and model.pth are deleted); without it that is an error.
         progress: show a tqdm bar (stderr, redrawn at most every 5 s).
+        skip_missing: leave out index rows whose files are missing (counted in config.json's
+            ``options["skipped_rows"]``); without it such rows stop the run before training, all listed.
     Returns:
         summary dict: run_dir, best_epoch, best_metric, best_value, best_checkpoint, last_checkpoint,
         epochs_run, final validation metrics, pairs_per_s, wall_time_s.
@@ -99,7 +102,7 @@ def fit(
                    mining=mining, symmetric=symmetric, pair_weight=pair_weight, pair_negatives=pair_negatives,
                    head_bn=head_bn, select_metric=select_metric, model_path=model_path,
                    save_state_dict=save_state_dict, keep_last=keep_last, overwrite=overwrite, progress=progress,
-                   device=device, rank=rank, world=world)
+                   device=device, rank=rank, world=world, skip_missing=skip_missing)
         return _fit(job)
     finally:
         if created_pg and dist.is_initialized():
@@ -127,6 +130,8 @@ def _set_up(job: _Job) -> _Run:
     cfg, device = job.cfg, job.device
     spec, train_path, val_path, train_df, val_df = _read_data(job)
     sampler, select_metric, options = _resolve_options(job, spec, train_path, val_path)
+    if job.skip_missing:
+        options["skipped_rows"] = {"train": dict(train_df.attrs["skipped"]), "val": dict(val_df.attrs["skipped"])}
     seed_everything(cfg.seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
     if device.type == "cuda":
@@ -157,7 +162,7 @@ def _read_data(job: _Job) -> tuple[DatasetSpec, Path, Path, pd.DataFrame, pd.Dat
     """``(spec, train_path, val_path, train_df, val_df)``: the index files, sorted; training needs two labels."""
     spec = load_spec(job.data_root)
     train_path, val_path = _resolve_csv(spec, job.train_csv), _resolve_csv(spec, job.val_csv)
-    train_df, val_df = _sorted_index(train_path, spec), _sorted_index(val_path, spec)
+    train_df, val_df = (_sorted_index(path, spec, job.skip_missing) for path in (train_path, val_path))
     if train_df["label"].nunique() < 2:
         raise ValueError(f"{train_path}: every row has the label {train_df['label'].iloc[0]!r}; training needs at "
                          "least two labels (photos or classes), so that a batch holds negatives")
