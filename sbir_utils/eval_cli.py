@@ -21,7 +21,9 @@ from .train_cli import SPLITS, error, resolve_data_root
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data_root", required=True, metavar="DIR", help="index folder holding --test_csv")
+    parser.add_argument("--data_root", required=True, metavar="DIR",
+                        help="index folder holding --test_csv, or a raw dataset in its official layout (indexed "
+                             "as sbir train does)")
     parser.add_argument("--test_csv", default="index_test.csv", help="test index, relative to --data_root")
     parser.add_argument("--ckpt", default="checkpoints/best.pt",
                         help="engine checkpoint (default checkpoints/best.pt, also looked up under --log_dir)")
@@ -35,7 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--html_dir", metavar="DIR", help="where result.html (each query's top 10, true photo "
                                                           "outlined in red) goes; default: RUN_DIR/eval_<test csv>")
     parser.add_argument("--no_html", action="store_true", help="do not write result.html")
-    parser.add_argument("--split", choices=SPLITS, default=None, help="FS-COCO split sub-folder of --data_root")
+    parser.add_argument("--split", choices=SPLITS, default=None, help="FS-COCO split: sub-folder of --data_root, or the split a raw "
+                        "FS-COCO folder is indexed with")
     parser.add_argument("--val_unseen", action="store_true", help="same as --split unseen-file")
     parser.add_argument("--skip_missing", action="store_true",
                         help="leave out test rows whose files are missing (counted); without it they stop, all listed")
@@ -114,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--batch_size must be >= 1, got {args.batch_size}")
         if args.rerank_k is not None and args.rerank_k < 0:
             raise ValueError(f"--rerank_k must be >= 0, got {args.rerank_k}")
-        data_root = resolve_data_root(args.data_root, args.split, args.val_unseen)
+        data_root = resolve_data_root(args.data_root, args.split, args.val_unseen, "eval")
         cfg = None
         if args.model_path:
             ckpt = Path(args.model_path)

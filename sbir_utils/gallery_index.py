@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -161,7 +162,8 @@ def add_arguments(parser: Any) -> None:
                           "shards and answer sketch queries.")
     parser.add_argument("--ckpt", required=True, help="engine checkpoint (e.g. runs/.../checkpoints/best.pt)")
     src = parser.add_mutually_exclusive_group(required=True)
-    src.add_argument("--photos", metavar="DIR", help="every image file under DIR (sorted, recursive)")
+    src.add_argument("--photos", metavar="DIR", help="every image file under DIR (sorted, recursive); only the photos "
+                     "when DIR is a raw FS-COCO / Sketchy / TU-Berlin / QMUL / paired-folders dataset")
     src.add_argument("--list", metavar="FILE", help="a text file with one image path per line")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder of the shards and the index")
     parser.add_argument("--shard_size", type=int, default=50_000, help="photos per shard file (default 50000)")
@@ -175,10 +177,16 @@ def add_arguments(parser: Any) -> None:
 
 
 def _collect(args: Any) -> list[str]:
+    """The image files to encode: ``--list``'s lines, every image under ``--photos``, or only the photos when
+    ``--photos`` is a raw dataset in an official layout (``data.formats.auto``)."""
     if args.photos:
+        from .data.formats.auto import layout_photos
         from .data.formats.common import list_images
 
-        return [str(p) for p in list_images(Path(args.photos))]
+        found = layout_photos(args.photos)
+        if found is not None:
+            print(f"sbir embed: {found[1]}", file=sys.stderr, flush=True)
+        return [str(p) for p in (found[0] if found is not None else list_images(Path(args.photos)))]
     lines = Path(args.list).read_text(encoding="utf-8").splitlines()
     return [ln.strip() for ln in lines if ln.strip()]
 

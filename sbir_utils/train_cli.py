@@ -16,12 +16,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from . import paths
 from .config import PROFILES, TrainConfig, load_profile
+from .data.index import SPEC_FILE
 from .models import MODELS
 
 SPLITS = ("normal", "unseen-file", "unseen-user")
@@ -53,13 +55,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     d = parser.add_argument_group("data")
     d.add_argument("--data_root", required=True, metavar="DIR",
-                   help="index folder with index_train.csv, index_val.csv (and dataset.json), or a folder with one "
-                        "such folder per --split")
+                   help="index folder with index_train.csv, index_val.csv (and dataset.json), a folder with one "
+                        "such folder per --split, or a raw FS-COCO / Sketchy / TU-Berlin / QMUL / paired-folders "
+                        "dataset in its official layout (indexed once, reused until the folder changes)")
     d.add_argument("--train_csv", default="index_train.csv", help="training index, relative to --data_root")
     d.add_argument("--val_csv", default="index_val.csv",
                    help="validation index (chooses best.pt; the test split is never read here)")
     d.add_argument("--split", choices=SPLITS, default=None,
-                   help="FS-COCO split: use DATA_ROOT/<split>/ when it exists (unseen-user holds out whole drawers)")
+                   help="FS-COCO split: use DATA_ROOT/<split>/ when it exists, or index a raw FS-COCO folder with "
+                        "that split (unseen-user holds out whole drawers)")
     d.add_argument("--val_unseen", action="store_true", help="the ConvNeXt seed's flag: same as --split unseen-file")
     d.add_argument("--skip_missing", action="store_true",
                    help="leave out index rows whose files are missing (counted, in the log and config.json); "
@@ -168,19 +172,34 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
     return dataclasses.replace(cfg, **changes)
 
 
-def resolve_data_root(data_root: str, split: str | None, val_unseen: bool = False) -> Path:
-    """``--data_root`` itself, or its ``<split>/`` sub-folder when a split is asked for."""
+def resolve_data_root(data_root: str, split: str | None, val_unseen: bool = False, command: str = "train") -> Path:
+    """The index folder to read: ``--data_root`` itself, its ``<split>/`` sub-folder when a split is asked
+    for, or, for a raw dataset folder in an official layout, its automatic index (``formats.auto``: built
+    once, reused while the folder is unchanged; one line on stderr says what was done)."""
     root = Path(data_root)
     if val_unseen and split not in (None, "unseen-file"):
         raise ValueError(f"--val_unseen means --split unseen-file, but --split {split} was given")
     split = "unseen-file" if val_unseen else split
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: data folder not found")
-    if split is None:
-        return root
-    if (root / split).is_dir():
+    if split is not None and (root / split).is_dir():
         return root / split
-    if split == "normal":
+    if not (root / SPEC_FILE).is_file() and not any(root.glob("*.csv")):  # not an index folder
+        from .data.formats import auto
+
+        if auto.detect(root) is not None:
+            home, line = auto.ensure_index(root, split)
+            if os.environ.get("RANK", "0") == "0":
+                print(f"sbir {command}: {line}", file=sys.stderr, flush=True)
+            return home
+        subs = sorted(d.name for d in root.iterdir() if (d / "index_train.csv").is_file())
+        if split is None and subs:
+            raise FileNotFoundError(f"{root}: holds the split folders {subs}; choose one with --split")
+        if split is None:
+            raise FileNotFoundError(f"{root}: no index_train.csv here, and not a raw layout this project recognises "
+                                    "(FS-COCO, Sketchy, TU-Berlin, QMUL, paired folders); build an index with "
+                                    f"'sbir index FORMAT {root} --out DIR' or start from data_templates/")
+    if split is None or split == "normal":
         return root
     raise FileNotFoundError(f"{root / split}: no index folder for split {split!r} (build it with 'sbir index fscoco')")
 
@@ -216,7 +235,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         check_numbers(args)
         cfg = resolve_config(args)
-        data_root = resolve_data_root(args.data_root, args.split, args.val_unseen)
+        data_root = resolve_data_root(args.data_root, args.split, args.val_unseen, "train")
         log_dir = Path(args.log_dir) if args.log_dir else paths.runs_dir() / cfg.model / data_root.resolve().name
         if args.model_path and not Path(args.model_path).is_file():
             raise FileNotFoundError(f"{args.model_path}: --model_path file not found")

@@ -128,6 +128,33 @@ def test_python_dash_m_entry_point(data, tmp_path):
     assert "best acc@1" in proc.stdout and (log / "checkpoints" / "epoch_01.pt").exists()
 
 
+def test_train_and_eval_on_a_raw_fscoco_folder_index_it_once_and_say_so(tmp_path, capsys):
+    """The ConvNeXt seed's workflow: the extracted FS-COCO folder given as --data_root."""
+    from test_formats_auto import make_fscoco
+
+    raw = make_fscoco(tmp_path / "fscoco", users=4, per_user=5)
+    convnext = [*TINY, "--model", "convnext_infonce", "--backbone", "test_convnext"]
+    rc = cli.main(["train", "--data_root", str(raw), "--log_dir", str(tmp_path / "run"), *convnext])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    home = raw / ".sbir-index" / "fscoco-normal"
+    line = f"sbir train: {raw} is FS-COCO (images/ + raster_sketches/); indexed it with 'sbir index fscoco --split normal' into {home}"
+    assert line in captured.err and (home / "index_train.csv").is_file()
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["options"]["data_root"] == str(home)
+    rc = cli.main(["eval", "--data_root", str(raw), "--log_dir", str(tmp_path / "run"), "--no_html"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert f"sbir eval: {raw} is FS-COCO (images/ + raster_sketches/); reusing its index in {home}" in captured.err
+    assert "5 queries" in captured.out  # the normal split's test ids (every 4th of 20)
+
+
+def test_a_folder_that_is_neither_an_index_nor_a_raw_layout_is_named(tmp_path, capsys):
+    (tmp_path / "stuff").mkdir()
+    rc = cli.main(["train", "--data_root", str(tmp_path / "stuff"), "--log_dir", str(tmp_path / "run"), *TINY])
+    err = capsys.readouterr().err
+    assert rc == 2 and "stuff: no index_train.csv here, and not a raw layout" in err and "data_templates/" in err
+
+
 def test_missing_files_stop_training_before_it_starts_unless_skip_missing(tmp_path, capsys):
     data = make_tiny_dataset(tmp_path / "data")
     gone = pd.read_csv(data / "index_train.csv")["path_sketch"].iloc[0]
