@@ -190,24 +190,26 @@ def plot_learning_curves(results: pd.DataFrame, metrics: tuple[str, ...] = ("tra
     """One panel per metric, one line per run (first seed only, so lines stay readable).
 
     A run trained for a single epoch has no curve: its value is drawn as a marker labelled with the
-    number, and a panel where every run has one epoch says so and starts its y axis at 0, so the point's
-    size can be read (not a lone dot on matplotlib's default 0.96-1.04 axis).
+    number. A panel where every run has one epoch says so, spreads the runs' markers side by side around
+    epoch 1 (labels above them, so equal values stay readable) and starts its y axis at 0, so the values'
+    sizes can be read (not lone dots on matplotlib's default 0.96-1.04 axis).
     """
     first = results.drop_duplicates("run")
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.8 * len(metrics), 3.3), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
-        points = []
-        for row in first.itertuples():
-            h = history(row.run_dir)
-            if metric in h.columns:
-                line, = ax.plot(h["epoch"], h[metric], marker="o", ms=3 if len(h) > 1 else 7, label=row.run)
-                if len(h) == 1:
-                    points.append(float(h[metric].iloc[0]))
-                    ax.annotate(f"{points[-1]:.3g}", (h["epoch"].iloc[0], points[-1]), xytext=(6, 0),
-                                textcoords="offset points", va="center", fontsize=8, color=line.get_color())
+        runs = [(row.run, h) for row in first.itertuples() if metric in (h := history(row.run_dir)).columns]
+        single = bool(runs) and all(len(h) == 1 for _, h in runs)
+        step = min(0.15, 0.8 / len(runs)) if single else 0.0
+        for i, (run, h) in enumerate(runs):
+            x = h["epoch"] + (i - (len(runs) - 1) / 2) * step
+            line, = ax.plot(x, h[metric], marker="o", ms=3 if len(h) > 1 else 7, label=run)
+            if len(h) == 1:
+                ax.annotate(f"{h[metric].iloc[0]:.3g}", (x.iloc[0], h[metric].iloc[0]), textcoords="offset points",
+                            xytext=(0, 7) if single else (6, 0), ha="center" if single else "left",
+                            va="bottom" if single else "center", fontsize=8, color=line.get_color())
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        if points and len(points) == len(ax.lines):
-            _single_epoch_axes(ax, points)
+        if single:
+            _single_epoch_axes(ax, [float(h[metric].iloc[0]) for _, h in runs])
         ax.set_xlabel("epoch")
         ax.set_title(metric)
         ax.grid(alpha=0.3)
@@ -220,12 +222,12 @@ def plot_learning_curves(results: pd.DataFrame, metrics: tuple[str, ...] = ("tra
 
 def _single_epoch_axes(ax: plt.Axes, values: list[float]) -> None:
     """Axes for a panel whose runs all trained one epoch: y from 0 (or a quarter below the lowest negative
-    value) to a quarter above the highest, x around epoch 1, and a note at the top (above every point)
-    that there is no curve to see."""
+    value) to a third above the highest (room for the labels), x around epoch 1, and a note at the top
+    (above every point) that there is no curve to see."""
     finite = [v for v in values if v == v]  # NaN (a metric not computed) leaves the default limits
     if finite:
         low, high = min(0.0, *finite), max(0.0, *finite)
-        ax.set_ylim(low * 1.25, high * 1.25 if high > 0 else (0.0 if low < 0 else 1.0))
+        ax.set_ylim(low * 1.25, high * 1.35 if high > 0 else (0.0 if low < 0 else 1.0))
     ax.set_xlim(0.5, 1.5)
     ax.set_xticks([1])
     ax.text(0.5, 0.96, "1 epoch: no curve, one value per run", transform=ax.transAxes, ha="center",

@@ -45,12 +45,33 @@ def test_single_epoch_runs_are_labelled_points_on_an_axis_from_zero(tmp_path):
     fig = study.plot_learning_curves(runs)
     loss, acc = fig.axes
     for ax, values in ((loss, (0.8, 1.6)), (acc, (0.25, 0.0))):
-        assert ax.get_ylim() == pytest.approx((0.0, 1.25 * max(values)))  # not 0.96-1.04 around one dot
+        assert ax.get_ylim() == pytest.approx((0.0, 1.35 * max(values)))  # not 0.96-1.04 around one dot
         assert ax.get_xlim() == (0.5, 1.5)
         assert _epoch_ticks(ax) == [1.0]  # no 0.6, 0.8, ... epochs
         assert NOTE in _texts(ax)
         assert [f"{v:.3g}" for v in values] == [t for t in _texts(ax) if t != NOTE]  # each value printed
         assert [line.get_markersize() for line in ax.lines] == [7, 7]
+        assert [list(line.get_ydata()) for line in ax.lines] == [[v] for v in values]
+    plt.close(fig)
+
+
+def test_equal_single_epoch_values_stay_readable(tmp_path):
+    """Five runs, three with the same value: side by side around epoch 1, no two labels overlapping, and
+    no label over the note."""
+    values = [0.0833, 0.0833, 0.167, 0.0833, 0.42]
+    runs = _runs(tmp_path, {f"run-{i}": {"train_loss": [1.0], "val_acc@1": [v]} for i, v in enumerate(values)})
+    fig = study.plot_learning_curves(runs)
+    ax = fig.axes[1]
+    xs = [float(line.get_xdata()[0]) for line in ax.lines]
+    assert xs == sorted(xs) and len(set(xs)) == 5 and sum(xs) / 5 == pytest.approx(1.0)
+    assert 0.5 < xs[0] and xs[-1] < 1.5
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in ax.texts]
+    assert len(boxes) == 6  # five values and the note
+    for i, first in enumerate(boxes):
+        for second in boxes[i + 1:]:
+            assert not first.overlaps(second), (first, second)
     plt.close(fig)
 
 
