@@ -166,6 +166,13 @@ def test_missing_files_stop_training_before_it_starts_unless_skip_missing(tmp_pa
     assert f"{data / 'index_train.csv'}: 1 row(s) name 1 missing" in err and "--skip_missing" in err
     assert f"path_sketch '{gone}': missing file" in err
     assert not (run / "checkpoints").exists()  # stopped before training
+    val_gone = pd.read_csv(data / "index_val.csv")["path_image"].iloc[0]
+    (data / val_gone).rename(data / (val_gone + ".moved"))
+    rc = cli.main(["train", "--data_root", str(data), "--log_dir", str(run), *TINY])
+    lines = capsys.readouterr().err.splitlines()
+    assert rc == 2 and lines[1].startswith(f"  {data / 'index_train.csv'}: 1 row(s)")  # one error, both files
+    assert lines[2].startswith(f"  {data / 'index_val.csv'}: 2 row(s) name 1 missing") and len(lines) == 6
+    (data / (val_gone + ".moved")).rename(data / val_gone)
     rc = cli.main(["train", "--data_root", str(data), "--log_dir", str(run), *TINY, "--skip_missing"])
     captured = capsys.readouterr()
     assert rc == 0, captured.err

@@ -190,9 +190,9 @@ def _resolve_paths(df: pd.DataFrame, csv_path: Path, spec: DatasetSpec, line: li
 
 
 def _bad_files(df: pd.DataFrame, csv_path: Path, line: list[int], drop: pd.Series,
-               check_decode: bool) -> list[str]:
+               check_decode: bool) -> tuple[list[str], int]:
     """``"file:line: column 'path': why"`` for every missing (or, with ``check_decode``, undecodable) file of
-    the rows not yet dropped; marks those rows in ``drop``."""
+    the rows not yet dropped, and how many distinct files that is; marks those rows in ``drop``."""
     checked: dict[str, str | None] = {}
 
     def problem(path: str) -> str | None:
@@ -214,7 +214,7 @@ def _bad_files(df: pd.DataFrame, csv_path: Path, line: list[int], drop: pd.Serie
             if why:
                 bad.append(f"{csv_path}:{line[i]}: {col} {df.at[i, col]!r}: {why}")
                 drop[i] = True
-    return bad
+    return bad, sum(1 for why in checked.values() if why)
 
 
 def read_index(
@@ -252,11 +252,11 @@ def read_index(
     drop = dup.copy()
     if dup.any():
         skipped["duplicate rows"] = int(dup.sum())
-    bad_files = _bad_files(df, csv_path, line, drop, check_decode) if check_files else []
+    bad_files, n_bad = _bad_files(df, csv_path, line, drop, check_decode) if check_files else ([], 0)
     if bad_files and on_missing == "error" and not strict:
         rows = int((drop & ~dup).sum())
         raise IndexValidationError(
-            [f"{csv_path}: {rows} row(s) name {len(bad_files)} missing or undecodable file(s) (sketch root "
+            [f"{csv_path}: {rows} row(s) name {n_bad} missing or undecodable file(s) (sketch root "
              f"{spec.sketch_root}, image root {spec.image_root}); fix them, or leave those rows out with "
              "--skip_missing"] + bad_files)
     if bad_files:

@@ -17,7 +17,7 @@ import torch.distributed as dist
 from torch import nn
 
 from ..config import TrainConfig
-from ..data.index import DatasetSpec, load_spec
+from ..data.index import DatasetSpec, IndexValidationError, load_spec
 from ..data.loading import PairDataset, make_batch_sampler, make_loader
 from ..models import build_model, freeze_batchnorm, read_state_dict
 from . import objectives, run_folder
@@ -159,10 +159,19 @@ def _set_up(job: _Job) -> _Run:
 
 
 def _read_data(job: _Job) -> tuple[DatasetSpec, Path, Path, pd.DataFrame, pd.DataFrame]:
-    """``(spec, train_path, val_path, train_df, val_df)``: the index files, sorted; training needs two labels."""
+    """``(spec, train_path, val_path, train_df, val_df)``: the index files, sorted; training needs two labels.
+    The problems of both files (e.g. missing files) are raised together, each file's summary line first."""
     spec = load_spec(job.data_root)
     train_path, val_path = _resolve_csv(spec, job.train_csv), _resolve_csv(spec, job.val_csv)
-    train_df, val_df = (_sorted_index(path, spec, job.skip_missing) for path in (train_path, val_path))
+    frames, problems = [], []
+    for path in (train_path, val_path):
+        try:
+            frames.append(_sorted_index(path, spec, job.skip_missing))
+        except IndexValidationError as exc:
+            problems.append(exc.problems)
+    if problems:
+        raise IndexValidationError([p[0] for p in problems] + [x for p in problems for x in p[1:]])
+    train_df, val_df = frames
     if train_df["label"].nunique() < 2:
         raise ValueError(f"{train_path}: every row has the label {train_df['label'].iloc[0]!r}; training needs at "
                          "least two labels (photos or classes), so that a batch holds negatives")
