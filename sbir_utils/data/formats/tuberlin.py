@@ -36,7 +36,7 @@ from .common import (
     split_rng,
 )
 
-DESCRIPTION = "TU-Berlin: png/<class>/<n>.png + TU-Berlin-Ext photos via --photos (category-level)"
+DESCRIPTION = "TU-Berlin: png/<class>/<n>.png + TU-Berlin-Ext photos (ImageResized/ inside RAW_ROOT, or --photos)"
 EXT_FOLDERS_FILE = RESOURCES_DIR / "tuberlin_ext_folders.json"
 
 
