@@ -26,6 +26,7 @@ from PIL import Image, ImageDraw
 
 from sbir_utils import cli
 from sbir_utils.app import defaults, search
+from sbir_utils.app.screenshot import draw_strokes
 from sbir_utils.app.server import BackgroundServer, create_app
 from sbir_utils.config import TrainConfig
 from sbir_utils.engine import encode
@@ -221,17 +222,6 @@ def _answered(pg, action) -> None:
     pg.wait_for_function(f"Number(document.body.dataset.answers || 0) > {before}", timeout=20_000)
 
 
-def _draw(pg, strokes: list[np.ndarray]) -> None:
-    box = pg.locator("#pad").bounding_box()
-    for s in strokes:
-        points = [(box["x"] + x * box["width"], box["y"] + y * box["height"]) for x, y in s]
-        pg.mouse.move(*points[0])
-        pg.mouse.down()
-        for p in points[1:]:
-            pg.mouse.move(*p, steps=8)
-        pg.mouse.up()
-
-
 def _shown(pg) -> tuple[list[int], list[float]]:
     items = pg.locator("#results li")
     return ([int(items.nth(i).get_attribute("data-row")) for i in range(items.count())],
@@ -241,7 +231,7 @@ def _shown(pg) -> tuple[list[int], list[float]]:
 def test_page_draw_search_undo_clear(page, gallery, tmp_path):
     page.uncheck("#live")
     j = 2
-    _draw(page, gallery["strokes"][j])
+    draw_strokes(page, gallery["strokes"][j], steps=8)
     _answered(page, lambda: page.click("#search"))
     rows, scores = _shown(page)
     assert len(rows) == N_PHOTOS and rows[0] == j  # the drawn copy of shape j finds photo j first
@@ -251,7 +241,7 @@ def test_page_draw_search_undo_clear(page, gallery, tmp_path):
     assert rows == expected_rows and scores == pytest.approx(expected_scores, abs=1e-4)
     page.screenshot(path=str(tmp_path / "app.png"))
 
-    _draw(page, [np.array([[0.05, 0.95], [0.95, 0.95]])])  # one more stroke, then undo it
+    draw_strokes(page, [np.array([[0.05, 0.95], [0.95, 0.95]])])  # one more stroke, then undo it
     page.click("#undo")
     _answered(page, lambda: page.click("#search"))
     assert _shown(page) == (rows, scores)

@@ -150,7 +150,7 @@
       head.appendChild(score);
       var name = document.createElement("div");
       name.className = "name";
-      name.textContent = r.label && r.label !== r.name ? r.name + " (" + r.label + ")" : r.name;
+      name.textContent = r.label && r.name.lastIndexOf(r.label, 0) !== 0 ? r.name + " (" + r.label + ")" : r.name;
       li.appendChild(head);
       li.appendChild(name);
       list.appendChild(li);
