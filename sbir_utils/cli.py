@@ -18,7 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "index": ("sbir_utils.data.formats", "turn a real dataset's official layout into validated index CSVs"),
     "train": ("sbir_utils.train_cli", "train AAFG or ConvNeXt-InfoNCE (the seeds' flags)"),
     "eval": ("sbir_utils.eval_cli", "evaluate a checkpoint on a test index (the seeds' flags)"),
-    "transfer": ("sbir_utils.transfer", "real-data transfer table: scratch vs embedded pre-training vs zero-shot"),
+    "transfer": ("sbir_utils.transfer_cli", "real-data transfer table: scratch vs embedded pre-training vs zero-shot"),
     "embed": ("sbir_utils.gallery_index", "encode a large photo collection in shards, build an index, search it"),
     "reproduce": ("sbir_utils.pipeline", "run the whole study: data, notebooks 01-06, HTML reports"),
     "app": ("sbir_utils.app", "web page: draw or upload a sketch, see the top-k photos of a gallery"),

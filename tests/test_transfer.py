@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from test_loading import make_tiny_dataset
 
-from sbir_utils import cli, transfer
+from sbir_utils import cli, transfer, transfer_cli
 
 
 @pytest.fixture
@@ -188,7 +188,7 @@ def test_crop_flags_reach_the_configs():
     assert train_cli.resolve_config(parser.parse_args(["--data_root", "x", "--crop"])).crop
     assert not train_cli.resolve_config(parser.parse_args(["--data_root", "x"])).crop  # off unless asked
     parser = argparse.ArgumentParser()
-    transfer.add_arguments(parser)
+    transfer_cli.add_arguments(parser)
     args = parser.parse_args(["--real_root", "r", "--out", "o", "--no-crop"])
     assert args.crop is False
 
