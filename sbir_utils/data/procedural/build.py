@@ -44,10 +44,12 @@ class GeneratorError(ValueError):
 
 
 def source_digest() -> str:
-    """sha256 of the generator's own source files, so an edited generator regenerates the set."""
+    """sha256 of the generator's own source files (``builders/`` too), so an edited generator regenerates
+    the set."""
     h = hashlib.sha256()
-    for path in sorted(Path(__file__).parent.glob("*.py")):
-        h.update(path.name.encode())
+    here = Path(__file__).parent
+    for path in sorted(here.rglob("*.py")):
+        h.update(path.relative_to(here).as_posix().encode())
         h.update(path.read_bytes().replace(b"\r\n", b"\n"))
     return h.hexdigest()
 

@@ -107,6 +107,11 @@ def mirror_x(points, x: float = 0.0) -> np.ndarray:
     return p
 
 
+def lerp(a: float, b: float, t: float) -> float:
+    """``a + (b - a) * t``: a continuous attribute ``t`` in ``[0, 1]`` mapped to ``[a, b]``."""
+    return a + (b - a) * float(t)
+
+
 def bounds(parts: list[Part]) -> tuple[np.ndarray, np.ndarray]:
     """``(min_xy, max_xy)`` over all parts' points."""
     pts = np.vstack([p.points for p in parts])
