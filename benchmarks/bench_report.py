@@ -528,7 +528,7 @@ def _why_embed_warm(r: dict[str, Any]) -> str:
     txt += f": `ImageDataset[i]` alone on the filled store takes {fmt(item, 2)} ms per image"
     if copy is not None:
         txt += (f", {fmt(copy, 2)} ms of it copying the stored uint8 image and the rest its conversion "
-                "to a normalised float tensor (`loading.array_to_tensor`)")
+                "to a normalised float tensor (`transforms.array_to_tensor`)")
     if extra > item:
         txt += f"; the remaining {fmt(extra - item, 2)} ms is loader overhead (batching, collation"
         txt += ", worker start-up and transfer)" if nw else ")"

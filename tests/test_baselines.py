@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from sbir_utils.baselines import hog_baseline, hog_features, photo_to_sketchlike, random_scores, tune_hog
+from sbir_utils.baselines import hog_baseline, hog_features, random_scores, tune_hog
+from sbir_utils.data.transforms import photo_to_sketchlike
 from sbir_utils.metrics import per_query_metrics
 
 

@@ -17,8 +17,6 @@ from PIL import Image, ImageDraw
 
 from sbir_utils.data.index import read_index, write_index, write_spec
 from sbir_utils.data.loading import (
-    MEAN,
-    STD,
     ImageDataset,
     PairDataset,
     PhotoUniqueBatchSampler,
@@ -27,6 +25,7 @@ from sbir_utils.data.loading import (
     make_batch_sampler,
     make_loader,
 )
+from sbir_utils.data.transforms import MEAN, STD
 
 
 def make_tiny_dataset(root: Path, photos: tuple[int, int, int] = (8, 4, 4), sketches: int = 2, size: int = 48,
@@ -239,7 +238,7 @@ def _shoe_outline(canvas: int, box: tuple[int, int, int, int], width: int) -> Im
 
 
 def test_crop_makes_a_small_off_centre_drawing_fill_the_frame(tmp_path):
-    from sbir_utils.data.loading import crop_to_object
+    from sbir_utils.data.transforms import crop_to_object
 
     small = _shoe_outline(512, (20, 300, 180, 420), 6)  # drawn small in the lower-left corner
     large = _shoe_outline(512, (40, 136, 472, 460), 16)  # the same shape filling the canvas

@@ -12,7 +12,7 @@ import timm
 import torch
 from PIL import Image
 
-from sbir_utils.data.loading import square, to_tensor
+from sbir_utils.data.transforms import square, to_tensor
 from sbir_utils.fileio import sha256_file
 from sbir_utils.models.backbones import IMAGENET_MEAN, IMAGENET_STD, TimmTrunk, build_trunk
 from sbir_utils.models.weight_sources import (

@@ -13,7 +13,8 @@ from torch import nn
 
 from .. import engine
 from ..data.images import load_image
-from ..data.loading import ImageDataset, crop_to_object, square
+from ..data.loading import ImageDataset
+from ..data.transforms import crop_to_object, square
 from .queries import _show
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..data.images import load_image
-from ..data.loading import square
+from ..data.transforms import square
 from .loading import RunResults
 
 

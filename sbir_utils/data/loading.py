@@ -1,16 +1,14 @@
-"""Torch datasets, transforms and batch samplers over an index DataFrame (``index.read_index``).
+"""Torch datasets and batch samplers over an index DataFrame (``index.read_index``).
 
-Preprocessing is the same at training and evaluation time for both modalities: optionally crop to the
-drawing / object (``crop=True``, :func:`crop_to_object`), pad to a square on
-white (keeps the aspect ratio; sketches and product photos have white backgrounds), resize to
-``image_size``, ImageNet mean/std normalisation; sketches are greyscale replicated to 3 channels.
-A sketch shrunk by a factor f >= 2 is first thickened with a min filter of odd size ~f, so that its
-strokes survive the downscaling (a 512 px shoe sketch at 64 px otherwise keeps only faint grey lines,
-darkest pixel 143/255; with it, 68/255).
+Preprocessing (the image transforms are in ``transforms``) is the same at training and evaluation time
+for both modalities: optionally crop to the drawing / object (``crop=True``, ``crop_to_object``), pad to
+a square on white (keeps the aspect ratio; sketches and product photos have white backgrounds; a sketch
+shrunk a lot is thickened first), resize to ``image_size``, ImageNet mean/std normalisation; sketches are
+greyscale replicated to 3 channels; photos as ``rgb`` or ``edges`` (``photo_input``).
 Augmentation (``train=True, augment=True``) touches sketches only: a small random affine jitter and,
-sometimes, a one-pixel stroke-thickness change (min filter = thicker, max filter = thinner) at twice
-the output resolution; a pair is mirrored as a whole with probability 1/2. Randomness comes from
-torch's generator, so a seeded ``DataLoader`` (see :func:`make_loader`) is reproducible.
+sometimes, a one-pixel stroke-thickness change (``SketchAugment``) at twice the output resolution; a
+pair is mirrored as a whole with probability 1/2. Randomness comes from torch's generator, so a seeded
+``DataLoader`` (see :func:`make_loader`) is reproducible.
 
 Batch samplers yield lists of row indices, re-shuffled per epoch from ``seed + epoch`` and sharded by
 rank for DistributedDataParallel: all ranks draw the same global batches of ``batch_size x world_size``
@@ -31,99 +29,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image, ImageFilter, ImageOps
+from PIL import Image, ImageOps
 from torch.utils.data import DataLoader, Dataset, Sampler
-from torchvision.transforms import v2
-from torchvision.transforms.v2 import functional as TF
 
 from .image_store import open_store
 from .images import load_image
+from .transforms import PHOTO_MODES as PHOTO_MODES  # re-exported: engine.objectives imports it from here
+from .transforms import (
+    SketchAugment,
+    array_to_tensor,
+    check_photo_mode,
+    crop_to_object,
+    photo_input,
+    square,
+    to_tensor,
+)
 
-MEAN = (0.485, 0.456, 0.406)
-STD = (0.229, 0.224, 0.225)
 SAMPLERS = ("auto", "photo_unique", "pk", "random")
-PHOTO_MODES = ("rgb", "edges")
-
-_to_tensor = v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)])
-
-
-INK_THRESHOLD = {"sketch": 200, "photo": 235}  # grey level below which a pixel is drawing / object, not paper
-
-
-def crop_to_object(img: Image.Image, kind: str = "photo", margin: float = 0.05) -> Image.Image:
-    """``img`` cropped to the bounding box of its non-white pixels, widened by ``margin`` x the box's
-    longer side on each edge (clipped to the image). A pixel counts when its grey level is below
-    ``INK_THRESHOLD[kind]`` or, for a faint drawing, below the midpoint of its darkest pixel and white.
-    An image with no such pixel is returned as it is. Used with ``crop=True``: a sketch drawn small in a
-    corner of its canvas and a product photo then fill the frame alike (the README's real-shoe transfer
-    table, HOG at 64 px: acc@1 0.077 -> 0.160)."""
-    grey = np.asarray(img.convert("L"))
-    threshold = max(INK_THRESHOLD[kind], (int(grey.min()) + 255) // 2)
-    ys, xs = np.nonzero(grey < threshold)
-    if xs.size == 0:
-        return img
-    x0, x1, y0, y1 = int(xs.min()), int(xs.max()) + 1, int(ys.min()), int(ys.max()) + 1
-    m = int(round(margin * max(x1 - x0, y1 - y0)))
-    return img.crop((max(0, x0 - m), max(0, y0 - m), min(img.width, x1 + m), min(img.height, y1 + m)))
-
-
-def square(img: Image.Image, size: int, kind: str = "photo") -> Image.Image:
-    """Pad ``img`` to a square on white (centred) and resize it to ``size`` x ``size``; a sketch
-    (``kind="sketch"``) is thickened first in proportion to the shrink factor (see the module docstring)."""
-    if kind == "sketch":
-        factor = max(img.size) / size
-        if factor >= 2:
-            k = int(factor) | 1  # odd kernel, about the shrink factor
-            img = img.filter(ImageFilter.MinFilter(k))
-    fill = 255 if img.mode == "L" else (255, 255, 255)
-    return ImageOps.pad(img, (size, size), method=Image.Resampling.BILINEAR, color=fill)
-
-
-def photo_input(photo: Image.Image, size: int, mode: str = "rgb") -> Image.Image:
-    """A photo squared to ``size`` as the model sees it: ``rgb`` as is, or ``edges``: Canny edges found at
-    twice ``size``, drawn black on white (``baselines.photo_to_sketchlike``) and thickened on the way
-    down as a sketch is (``square(kind="sketch")``), which brings the photo into the sketch's domain
-    before any learning."""
-    if mode not in PHOTO_MODES:
-        raise ValueError(f"photo_mode must be one of {PHOTO_MODES}, got {mode!r}")
-    if mode == "rgb":
-        return square(photo, size, "photo")
-    from ..baselines import photo_to_sketchlike
-
-    edges = photo_to_sketchlike(photo, "edges", size=2 * size, edge_size=2 * size)  # 1-px lines
-    return square(edges, size, "sketch")
-
-
-def to_tensor(img: Image.Image) -> torch.Tensor:
-    """PIL (L or RGB) -> normalised float tensor (3, H, W)."""
-    return _to_tensor(img.convert("RGB"))
-
-
-def array_to_tensor(arr: np.ndarray) -> torch.Tensor:
-    """uint8 ``(H, W)`` or ``(H, W, 3)`` -> the same normalised float tensor (3, H, W) as :func:`to_tensor`
-    of that image, without building a PIL image (the same torchvision kernels, so bit-identical)."""
-    t = torch.from_numpy(np.ascontiguousarray(arr))
-    t = t.unsqueeze(0).expand(3, -1, -1) if t.ndim == 2 else t.permute(2, 0, 1)
-    t = TF.to_dtype(t.contiguous(), torch.float32, scale=True)
-    return TF.normalize(t, list(MEAN), list(STD))
-
-
-class SketchAugment:
-    """Random affine jitter (rotation, scale, shift) and stroke-thickness change of a greyscale sketch."""
-
-    def __init__(self, degrees: float = 8.0, translate: float = 0.06, scale: tuple[float, float] = (0.9, 1.1),
-                 thickness_p: float = 0.3):
-        self.affine = v2.RandomAffine(degrees=degrees, translate=(translate, translate), scale=scale, fill=255)
-        self.thickness_p = thickness_p
-
-    def __call__(self, sketch: Image.Image) -> Image.Image:
-        sketch = self.affine(sketch)
-        u = float(torch.rand(()))
-        if u < self.thickness_p:
-            sketch = sketch.filter(ImageFilter.MinFilter(3))  # dark strokes grow
-        elif u < 2 * self.thickness_p:
-            sketch = sketch.filter(ImageFilter.MaxFilter(3))  # dark strokes shrink
-        return sketch
 
 
 def label_codes(labels: Sequence[str]) -> tuple[np.ndarray, list[str]]:
@@ -141,11 +63,11 @@ class PairDataset(Dataset):
         image_size: output side in pixels.
         train: training mode (enables ``augment``).
         augment: sketch augmentation and pair mirroring, only when ``train``.
-        photo_mode: ``rgb`` or ``edges`` (see :func:`photo_input`).
+        photo_mode: ``rgb`` or ``edges`` (see ``transforms.photo_input``).
         image_cache: folder of the decode-once image store (``data.image_store``), ``"default"`` for
             ``paths.image_cache_dir()``, or None to decode every time. Each file is decoded and squared
             to twice ``image_size`` once; augmentation and the final resize run on every read.
-        crop: crop sketches and photos to their drawing / object first (:func:`crop_to_object`).
+        crop: crop sketches and photos to their drawing / object first (``transforms.crop_to_object``).
     """
 
     def __init__(self, df: pd.DataFrame, image_size: int, train: bool = False, augment: bool = True,
@@ -153,8 +75,7 @@ class PairDataset(Dataset):
         for col in ("sketch_file", "image_file", "label"):
             if col not in df.columns:
                 raise ValueError(f"PairDataset needs column {col!r} (read the CSV with sbir_utils.data.index.read_index)")
-        if photo_mode not in PHOTO_MODES:
-            raise ValueError(f"photo_mode must be one of {PHOTO_MODES}, got {photo_mode!r}")
+        check_photo_mode(photo_mode)
         self.sketch_files = df["sketch_file"].astype(str).tolist()
         self.image_files = df["image_file"].astype(str).tolist()
         self.labels, self.label_names = label_codes(df["label"].tolist())
@@ -186,7 +107,7 @@ class ImageDataset(Dataset):
     """Single images (queries or gallery) with the evaluation preprocessing: ``(3, H, W)`` tensors.
 
     Args: paths: image files; kind: ``"sketch"`` or ``"photo"``; image_size: output side; photo_mode:
-    ``rgb`` or ``edges`` (photos only, see :func:`photo_input`); image_cache: as in :class:`PairDataset`
+    ``rgb`` or ``edges`` (photos only, see ``transforms.photo_input``); image_cache: as in :class:`PairDataset`
     (here the final ``image_size`` image is stored, so a second pass only normalises); crop: as in
     :class:`PairDataset`.
     """
@@ -195,8 +116,7 @@ class ImageDataset(Dataset):
                  image_cache: str | Path | None = "default", crop: bool = False):
         if kind not in ("sketch", "photo"):
             raise ValueError(f"kind must be 'sketch' or 'photo', got {kind!r}")
-        if photo_mode not in PHOTO_MODES:
-            raise ValueError(f"photo_mode must be one of {PHOTO_MODES}, got {photo_mode!r}")
+        check_photo_mode(photo_mode)
         self.paths = [str(p) for p in paths]
         self.kind = kind
         self.image_size = int(image_size)
