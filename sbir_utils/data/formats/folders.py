@@ -61,31 +61,8 @@ def build_index(
         if not d.is_dir():
             raise FileNotFoundError(f"{d}: folder not found (set {what} to the folder's name under {raw_root})")
 
-    photos: dict[str, Path] = {}
-    for p in list_images(photo_dir, skipped):
-        if p.stem in photos:
-            skipped.add(f"duplicate photo id (kept {photos[p.stem].name})", p)
-            continue
-        photos[p.stem] = p
-
-    rows = []
-    for s in list_images(sketch_dir, skipped):
-        if s.stem in photos:
-            photo_id = s.stem
-        else:
-            parsed = parse_sketch_stem(s.stem, pattern)
-            if parsed is None:
-                skipped.add("sketch name does not match the rule", s)
-                continue
-            photo_id = parsed[0]
-            if photo_id not in photos:
-                skipped.add("sketch with no matching photo", s)
-                continue
-        rows.append({
-            "path_sketch": relative(s, raw_root),
-            "path_image": relative(photos[photo_id], raw_root),
-            "label": photo_id,
-        })
+    photos = _photos_by_id(photo_dir, skipped)
+    rows = _sketch_rows(sketch_dir, photos, pattern, raw_root, skipped)
     if not rows:
         raise ValueError(f"{raw_root}: no sketch matched a photo (photos: {len(photos)}, skipped: {skipped.as_dict()})")
     df = pd.DataFrame(rows)
@@ -113,6 +90,41 @@ def build_index(
     }
     return finish(out_dir, {"train": train, "val": val, "test": test}, sketch_root=raw_root, image_root=raw_root,
                   name=name or raw_root.name, protocol="fine", summary=summary, check_decode=check_decode)
+
+
+def _photos_by_id(photo_dir: Path, skipped: Skipped) -> dict[str, Path]:
+    """The photos by file stem (the first of two with the same stem kept)."""
+    photos: dict[str, Path] = {}
+    for p in list_images(photo_dir, skipped):
+        if p.stem in photos:
+            skipped.add(f"duplicate photo id (kept {photos[p.stem].name})", p)
+            continue
+        photos[p.stem] = p
+    return photos
+
+
+def _sketch_rows(sketch_dir: Path, photos: dict[str, Path], pattern: str, raw_root: Path,
+                 skipped: Skipped) -> list[dict[str, str]]:
+    """One row per sketch whose stem is a photo id or names one by ``pattern``."""
+    rows = []
+    for s in list_images(sketch_dir, skipped):
+        if s.stem in photos:
+            photo_id = s.stem
+        else:
+            parsed = parse_sketch_stem(s.stem, pattern)
+            if parsed is None:
+                skipped.add("sketch name does not match the rule", s)
+                continue
+            photo_id = parsed[0]
+            if photo_id not in photos:
+                skipped.add("sketch with no matching photo", s)
+                continue
+        rows.append({
+            "path_sketch": relative(s, raw_root),
+            "path_image": relative(photos[photo_id], raw_root),
+            "label": photo_id,
+        })
+    return rows
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

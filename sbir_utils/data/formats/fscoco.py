@@ -105,6 +105,34 @@ def build_index(
     for key in sorted(set(photos) - set(sketches)):
         skipped.add("photo with no sketch of the same user and id", photos[key])
 
+    df = _pair_rows(raw_root, photos, sketches)
+    if df.empty:
+        raise ValueError(f"{raw_root}: no sketch/photo pair found (skipped: {skipped.as_dict()})")
+    if df["label"].duplicated().any():
+        notes.append(f"{int(df['label'].duplicated().sum())} photo id(s) occur under more than one user")
+
+    summary: dict[str, Any] = {"format": "fscoco", "source": str(raw_root), "out_dir": str(Path(out_dir).resolve()),
+                               "split": split, "seed": seed, "val_fraction": val_fraction,
+                               "users": int(df["user"].nunique())}
+    if split in SPLIT_FILES:
+        train, val, test = _split_listed(df, raw_root, split, seed, val_fraction, summary, notes)
+    elif split == "unseen-user":
+        train, val, test = _split_unseen_users(df, raw_root, seed, val_fraction, unseen_fraction, summary)
+    else:
+        check_fraction("test_fraction", test_fraction)
+        test_photos = set(choose(df["path_image"], test_fraction, split_rng(seed, "test")))
+        train, test = assign_by_group(df, test_photos, "path_image")
+        train, val = carve_validation(train, val_fraction, seed)
+        summary.update({"test_fraction": test_fraction,
+                        "split_rule": (f"random: test = {test_fraction:g} of the pairs, val = {val_fraction:g} of the "
+                                       "rest (seeded)")})
+    summary.update({"notes": notes, "skipped": skipped.as_dict()})
+    return finish(out_dir, {"train": train, "val": val, "test": test}, sketch_root=raw_root, image_root=raw_root,
+                  name=name or f"fscoco-{split}", protocol="scene", summary=summary, check_decode=check_decode)
+
+
+def _pair_rows(raw_root: Path, photos: dict, sketches: dict) -> pd.DataFrame:
+    """One row per (user, id) with both a photo and a sketch, with its caption and vector files if any."""
     rows = []
     for user, pid in sorted(set(photos) & set(sketches), key=lambda k: (_user_sort_key(k[0]), k[1])):
         caption = raw_root / "text" / user / f"{pid}.txt"
@@ -117,66 +145,58 @@ def build_index(
             "caption_file": relative(caption, raw_root) if caption.is_file() else "",
             "vector_file": relative(vector, raw_root) if vector.is_file() else "",
         })
-    if not rows:
-        raise ValueError(f"{raw_root}: no sketch/photo pair found (skipped: {skipped.as_dict()})")
-    df = pd.DataFrame(rows)
-    if df["label"].duplicated().any():
-        notes.append(f"{int(df['label'].duplicated().sum())} photo id(s) occur under more than one user")
+    return pd.DataFrame(rows)
 
-    summary: dict[str, Any] = {"format": "fscoco", "source": str(raw_root), "out_dir": str(Path(out_dir).resolve()),
-                               "split": split, "seed": seed, "val_fraction": val_fraction,
-                               "users": int(df["user"].nunique())}
+
+def _split_listed(df: pd.DataFrame, raw_root: Path, split: str, seed: int, val_fraction: float,
+                  summary: dict[str, Any], notes: list[str]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Test = the ids of the split's list file (``SPLIT_FILES``), val carved from the rest; ``summary`` and
+    ``notes`` are filled in."""
     keys = df["label"].map(_id_key)
-    if split in SPLIT_FILES:
-        split_file = raw_root / SPLIT_FILES[split]
-        if not split_file.is_file():
-            raise FileNotFoundError(f"{split_file}: split file not found (use --split unseen-user or random "
-                                    "for copies without it)")
-        wanted = {_id_key(x) for x in read_id_list(split_file)}
-        train, test = assign_by_group(df.assign(_key=keys), wanted, "_key")
-        train, test = train.drop(columns="_key"), test.drop(columns="_key")
-        not_found = len(wanted - set(keys))
-        if not_found:
-            notes.append(f"{not_found} id(s) of {split_file.name} have no sketch/photo pair here")
-        per_user = test.groupby("user").size()
-        shared_users = sorted(set(train["user"]) & set(test["user"]), key=_user_sort_key)
-        summary.update({"split_file": split_file.name, "test_ids_listed": len(wanted),
-                        "test_per_user": {"min": int(per_user.min()), "max": int(per_user.max()),
-                                          "users": int(per_user.size)} if len(per_user) else {},
-                        "users_in_train_and_test": len(shared_users)})
-        if split == "unseen-file":
-            notes.append(f"val_unseen_user.txt is not an unseen-user split: {len(shared_users)} user(s) have pairs "
-                         "in both train and test; use --split unseen-user to hold out whole users")
-        summary["split_rule"] = (f"test = ids listed in {split_file.name}; val = {val_fraction:g} of the training "
-                                 "photos (seeded)")
-        train, val = carve_validation(train, val_fraction, seed)
-    elif split == "unseen-user":
-        check_fraction("unseen_fraction", unseen_fraction)
-        check_fraction("val_fraction", val_fraction)
-        users = sorted(df["user"].unique(), key=_user_sort_key)
-        test_users = set(choose(users, unseen_fraction, split_rng(seed, "test")))
-        train, test = assign_by_group(df, test_users, "user")
-        rest = sorted(train["user"].unique(), key=_user_sort_key)
-        val_users = set(choose(rest, val_fraction, split_rng(seed, "val")))
-        if not val_users:
-            raise ValueError(f"{raw_root}: unseen-user split needs at least 2 training users to carve validation users")
-        train, val = assign_by_group(train, val_users, "user")
-        summary.update({"unseen_fraction": unseen_fraction,
-                        "users_held_out": sorted(test_users, key=_user_sort_key),
-                        "val_users": sorted(val_users, key=_user_sort_key),
-                        "split_rule": (f"unseen users: test = all pairs of {unseen_fraction:g} of the users, val = "
-                                       f"all pairs of {val_fraction:g} of the remaining users (seeded)")})
-    else:
-        check_fraction("test_fraction", test_fraction)
-        test_photos = set(choose(df["path_image"], test_fraction, split_rng(seed, "test")))
-        train, test = assign_by_group(df, test_photos, "path_image")
-        train, val = carve_validation(train, val_fraction, seed)
-        summary.update({"test_fraction": test_fraction,
-                        "split_rule": (f"random: test = {test_fraction:g} of the pairs, val = {val_fraction:g} of the "
-                                       "rest (seeded)")})
-    summary.update({"notes": notes, "skipped": skipped.as_dict()})
-    return finish(out_dir, {"train": train, "val": val, "test": test}, sketch_root=raw_root, image_root=raw_root,
-                  name=name or f"fscoco-{split}", protocol="scene", summary=summary, check_decode=check_decode)
+    split_file = raw_root / SPLIT_FILES[split]
+    if not split_file.is_file():
+        raise FileNotFoundError(f"{split_file}: split file not found (use --split unseen-user or random "
+                                "for copies without it)")
+    wanted = {_id_key(x) for x in read_id_list(split_file)}
+    train, test = assign_by_group(df.assign(_key=keys), wanted, "_key")
+    train, test = train.drop(columns="_key"), test.drop(columns="_key")
+    not_found = len(wanted - set(keys))
+    if not_found:
+        notes.append(f"{not_found} id(s) of {split_file.name} have no sketch/photo pair here")
+    per_user = test.groupby("user").size()
+    shared_users = sorted(set(train["user"]) & set(test["user"]), key=_user_sort_key)
+    summary.update({"split_file": split_file.name, "test_ids_listed": len(wanted),
+                    "test_per_user": {"min": int(per_user.min()), "max": int(per_user.max()),
+                                      "users": int(per_user.size)} if len(per_user) else {},
+                    "users_in_train_and_test": len(shared_users)})
+    if split == "unseen-file":
+        notes.append(f"val_unseen_user.txt is not an unseen-user split: {len(shared_users)} user(s) have pairs "
+                     "in both train and test; use --split unseen-user to hold out whole users")
+    summary["split_rule"] = (f"test = ids listed in {split_file.name}; val = {val_fraction:g} of the training "
+                             "photos (seeded)")
+    train, val = carve_validation(train, val_fraction, seed)
+    return train, val, test
+
+
+def _split_unseen_users(df: pd.DataFrame, raw_root: Path, seed: int, val_fraction: float, unseen_fraction: float,
+                        summary: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Test = all pairs of ``unseen_fraction`` of the users, val = all pairs of ``val_fraction`` of the rest."""
+    check_fraction("unseen_fraction", unseen_fraction)
+    check_fraction("val_fraction", val_fraction)
+    users = sorted(df["user"].unique(), key=_user_sort_key)
+    test_users = set(choose(users, unseen_fraction, split_rng(seed, "test")))
+    train, test = assign_by_group(df, test_users, "user")
+    rest = sorted(train["user"].unique(), key=_user_sort_key)
+    val_users = set(choose(rest, val_fraction, split_rng(seed, "val")))
+    if not val_users:
+        raise ValueError(f"{raw_root}: unseen-user split needs at least 2 training users to carve validation users")
+    train, val = assign_by_group(train, val_users, "user")
+    summary.update({"unseen_fraction": unseen_fraction,
+                    "users_held_out": sorted(test_users, key=_user_sort_key),
+                    "val_users": sorted(val_users, key=_user_sort_key),
+                    "split_rule": (f"unseen users: test = all pairs of {unseen_fraction:g} of the users, val = "
+                                   f"all pairs of {val_fraction:g} of the remaining users (seeded)")})
+    return train, val, test
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

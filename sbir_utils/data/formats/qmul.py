@@ -183,74 +183,19 @@ def build_index(
     skipped = Skipped()
     root_dir = raw_root if raw_root.is_dir() else raw_root.parent
 
-    photo_map, png = scan(raw_root, skipped) if raw_root.is_dir() else ({}, [])
-    if source == "strokes":
-        png = []
-    if source == "png" and not png:
-        raise FileNotFoundError(f"{raw_root}: no sketch images under a sketch/ folder")
+    photo_map, png, stroke_file = _find_sketches(raw_root, source, skipped)
     use_png = bool(png)
-    stroke_file = None if use_png else find_stroke_file(raw_root)
-    if not use_png and stroke_file is None:
-        raise FileNotFoundError(f"{raw_root}: found neither sketch/ PNG folders nor a *_Coordinate stroke file")
-
-    if photos is not None:
-        image_root = Path(photos).resolve()
-        if not image_root.is_dir():
-            raise FileNotFoundError(f"{image_root}: photo folder not found")
-        # An explicit photo folder: its photo/ sub-folders if it has any, else every image in it.
-        photo_map, _ = scan(image_root, skipped)
-        if not photo_map:
-            photo_map = _all_photos(image_root, skipped)
-    else:
-        image_root = root_dir
-        if not raw_root.is_dir():
-            photo_map, _ = scan(root_dir, skipped)
+    image_root, photo_map = _photo_folder(raw_root, root_dir, photos, photo_map, skipped)
 
     notes: list[str] = []
     summary: dict[str, Any] = {"format": "qmul", "source": str(raw_root), "out_dir": str(out_dir), "seed": seed,
                                "val_fraction": val_fraction}
     if use_png:
         sketch_root = raw_root
-        rows = []
-        for p, split in png:
-            parsed = parse_sketch_stem(p.stem, QMUL_PATTERN)
-            if p.stem in photo_map:
-                parsed = (p.stem, "")
-            if parsed is None:
-                skipped.add("sketch not named <photo>_<k>", p)
-                continue
-            rows.append({"path_sketch": relative(p, raw_root), "label": parsed[0], "split": split})
-        summary["sketch_source"] = "png"
-        have_split = [r for r in rows if r["split"]]
-        if have_split and len(have_split) < len(rows):
-            for r in rows:
-                if not r["split"]:
-                    skipped.add("sketch outside the train/test folders", r["path_sketch"])
-            rows = have_split
-        if not have_split:
-            check_fraction("test_fraction", test_fraction)
-            test_ids = set(choose({r["label"] for r in rows}, test_fraction, split_rng(seed, "test")))
-            for r in rows:
-                r["split"] = "test" if r["label"] in test_ids else "train"
-            summary["split_rule"] = (f"no train/test folders: seeded by photo, test = {test_fraction:g} of photos; "
-                                     f"val = {val_fraction:g} of training photos")
-            summary["test_fraction"] = test_fraction
-        else:
-            summary["split_rule"] = f"train/test from the folder names; val = {val_fraction:g} of training photos (seeded)"
+        rows = _png_rows(png, photo_map, raw_root, skipped, summary, seed, test_fraction, val_fraction)
     else:
         sketch_root = out_dir
-        rows, coverage = _rasterise_strokes(stroke_file, out_dir, skipped, size=raster_size, canvas=canvas,
-                                            line_width=line_width)
-        summary.update({
-            "sketch_source": "strokes",
-            "stroke_file": str(stroke_file),
-            "raster": {"size": raster_size, "canvas": canvas, "line_width": line_width,
-                       "folder": str(out_dir / "sketches")},
-            "split_rule": f"train/test from the stroke keys; val = {val_fraction:g} of training photos (seeded)",
-        })
-        if coverage:
-            summary["ink_coverage"] = {"mean": float(np.mean(coverage)), "median": float(np.median(coverage)),
-                                       "min": float(np.min(coverage)), "max": float(np.max(coverage))}
+        rows = _stroke_rows(stroke_file, out_dir, skipped, summary, raster_size, canvas, line_width, val_fraction)
     if not rows:
         raise ValueError(f"{raw_root}: no usable sketches (skipped: {skipped.as_dict()})")
     df = pd.DataFrame(rows)
@@ -260,16 +205,7 @@ def build_index(
         raise ValueError(f"{raw_root}: photo id(s) with sketches in both train and test: {sorted(leaked)[:5]}")
 
     if not photo_map:
-        wrote = "rasters and sketch-only listings" if not use_png else "sketch-only listings"
-        notes.append(f"photos are missing: no photo/ folder found; wrote {wrote} sketches_*.csv, no index_*.csv "
-                     "(pass --photos DIR with the QMUL photo folder to pair them)")
-        summary.update({"photos": None, "notes": notes})
-        train, test = df[df["split"] == "train"], df[df["split"] == "test"]
-        train, val = carve_validation(train, val_fraction, seed, group_col="label")
-        frames = {"train": train, "val": val, "test": test}
-        summary["skipped"] = skipped.as_dict()
-        return finish_sketch_only(out_dir, {k: v.assign(split=k) for k, v in frames.items()},
-                                  sketch_root=sketch_root, summary=summary)
+        return _sketch_only(df, out_dir, sketch_root, use_png, seed, val_fraction, summary, notes, skipped)
 
     has_photo = df["label"].isin(photo_map.keys())
     for p in df.loc[~has_photo, "path_sketch"]:
@@ -287,6 +223,103 @@ def build_index(
     default_name = raw_root.stem if raw_root.is_file() else raw_root.name
     return finish(out_dir, frames, sketch_root=sketch_root, image_root=image_root, name=name or default_name,
                   protocol="fine", summary=summary, check_decode=check_decode)
+
+
+def _find_sketches(raw_root: Path, source: str, skipped: Skipped) -> tuple[dict[str, Path], list, Path | None]:
+    """The photos found beside the sketches, the PNG sketches (with their split folder) and, without
+    PNG sketches, the stroke file."""
+    photo_map, png = scan(raw_root, skipped) if raw_root.is_dir() else ({}, [])
+    if source == "strokes":
+        png = []
+    if source == "png" and not png:
+        raise FileNotFoundError(f"{raw_root}: no sketch images under a sketch/ folder")
+    stroke_file = None if png else find_stroke_file(raw_root)
+    if not png and stroke_file is None:
+        raise FileNotFoundError(f"{raw_root}: found neither sketch/ PNG folders nor a *_Coordinate stroke file")
+    return photo_map, png, stroke_file
+
+
+def _photo_folder(raw_root: Path, root_dir: Path, photos: str | Path | None, photo_map: dict[str, Path],
+                  skipped: Skipped) -> tuple[Path, dict[str, Path]]:
+    """The photo folder and the photos by id: ``photos`` when given, else those found with the sketches."""
+    if photos is not None:
+        image_root = Path(photos).resolve()
+        if not image_root.is_dir():
+            raise FileNotFoundError(f"{image_root}: photo folder not found")
+        # An explicit photo folder: its photo/ sub-folders if it has any, else every image in it.
+        photo_map, _ = scan(image_root, skipped)
+        if not photo_map:
+            photo_map = _all_photos(image_root, skipped)
+    else:
+        image_root = root_dir
+        if not raw_root.is_dir():
+            photo_map, _ = scan(root_dir, skipped)
+    return image_root, photo_map
+
+
+def _png_rows(png: list, photo_map: dict[str, Path], raw_root: Path, skipped: Skipped, summary: dict[str, Any],
+              seed: int, test_fraction: float, val_fraction: float) -> list[dict]:
+    """Rows of the PNG sketches, split by their train/test folders (without any: seeded by photo)."""
+    rows = []
+    for p, split in png:
+        parsed = parse_sketch_stem(p.stem, QMUL_PATTERN)
+        if p.stem in photo_map:
+            parsed = (p.stem, "")
+        if parsed is None:
+            skipped.add("sketch not named <photo>_<k>", p)
+            continue
+        rows.append({"path_sketch": relative(p, raw_root), "label": parsed[0], "split": split})
+    summary["sketch_source"] = "png"
+    have_split = [r for r in rows if r["split"]]
+    if have_split and len(have_split) < len(rows):
+        for r in rows:
+            if not r["split"]:
+                skipped.add("sketch outside the train/test folders", r["path_sketch"])
+        rows = have_split
+    if not have_split:
+        check_fraction("test_fraction", test_fraction)
+        test_ids = set(choose({r["label"] for r in rows}, test_fraction, split_rng(seed, "test")))
+        for r in rows:
+            r["split"] = "test" if r["label"] in test_ids else "train"
+        summary["split_rule"] = (f"no train/test folders: seeded by photo, test = {test_fraction:g} of photos; "
+                                 f"val = {val_fraction:g} of training photos")
+        summary["test_fraction"] = test_fraction
+    else:
+        summary["split_rule"] = f"train/test from the folder names; val = {val_fraction:g} of training photos (seeded)"
+    return rows
+
+
+def _stroke_rows(stroke_file: Path, out_dir: Path, skipped: Skipped, summary: dict[str, Any], raster_size: int,
+                 canvas: float, line_width: float, val_fraction: float) -> list[dict]:
+    """Rows of the stroke file's sketches, rasterised under ``out_dir``."""
+    rows, coverage = _rasterise_strokes(stroke_file, out_dir, skipped, size=raster_size, canvas=canvas,
+                                        line_width=line_width)
+    summary.update({
+        "sketch_source": "strokes",
+        "stroke_file": str(stroke_file),
+        "raster": {"size": raster_size, "canvas": canvas, "line_width": line_width,
+                   "folder": str(out_dir / "sketches")},
+        "split_rule": f"train/test from the stroke keys; val = {val_fraction:g} of training photos (seeded)",
+    })
+    if coverage:
+        summary["ink_coverage"] = {"mean": float(np.mean(coverage)), "median": float(np.median(coverage)),
+                                   "min": float(np.min(coverage)), "max": float(np.max(coverage))}
+    return rows
+
+
+def _sketch_only(df: pd.DataFrame, out_dir: Path, sketch_root: Path, use_png: bool, seed: int, val_fraction: float,
+                 summary: dict[str, Any], notes: list[str], skipped: Skipped) -> dict[str, Any]:
+    """No photos: sketch-only listings (``sketches_*.csv``), no index."""
+    wrote = "rasters and sketch-only listings" if not use_png else "sketch-only listings"
+    notes.append(f"photos are missing: no photo/ folder found; wrote {wrote} sketches_*.csv, no index_*.csv "
+                 "(pass --photos DIR with the QMUL photo folder to pair them)")
+    summary.update({"photos": None, "notes": notes})
+    train, test = df[df["split"] == "train"], df[df["split"] == "test"]
+    train, val = carve_validation(train, val_fraction, seed, group_col="label")
+    frames = {"train": train, "val": val, "test": test}
+    summary["skipped"] = skipped.as_dict()
+    return finish_sketch_only(out_dir, {k: v.assign(split=k) for k, v in frames.items()},
+                              sketch_root=sketch_root, summary=summary)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -122,6 +122,46 @@ def build_index(
     ignored_tx = sorted({p.name for kind in ("photo", "sketch") for p in (base / kind).iterdir()
                          if p.is_dir() and p.name != TX})
 
+    photo_classes, sketch_classes = _matched_classes(base, skipped, notes)
+    rows, photos_without_sketch = _pair_rows(photo_classes, sketch_classes, base, protocol, skipped)
+    if not rows:
+        raise ValueError(f"{base}: no sketch matched a photo (skipped: {skipped.as_dict()})")
+    df = pd.DataFrame(rows)
+    classes = sorted(df["category"].unique())
+    summary: dict[str, Any] = {
+        "format": "sketchy", "source": str(raw_root), "out_dir": str(Path(out_dir).resolve()), "seed": seed,
+        "val_fraction": val_fraction, "zeroshot": zeroshot, "classes": len(classes),
+        "ignored_folders": [f"{kind}/{tx}" for kind in ("photo", "sketch") for tx in ignored_tx
+                            if (base / kind / tx).is_dir()],
+        "photos_without_sketch": photos_without_sketch,
+    }
+
+    if zeroshot != "none":
+        test_photos = _zeroshot_test_photos(df, zeroshot, classes, val_fraction, summary, notes)
+    else:
+        testset_file = Path(testset) if testset else (None if split == "random" else find_testset(raw_root, base))
+        if split == "official" and testset_file is None:
+            raise FileNotFoundError(f"{raw_root}: info/testset.txt not found; pass --testset FILE or --split random")
+        if testset_file is not None:
+            test_photos = _listed_test_photos(df, testset_file, val_fraction, summary, notes)
+        else:
+            check_fraction("test_fraction", test_fraction)
+            photo_class = dict(zip(df["path_image"], df["category"]))
+            test_photos = choose_stratified(photo_class, test_fraction, split_rng(seed, "test"))
+            summary.update({"test_fraction": test_fraction,
+                            "split_rule": (f"random: test = {test_fraction:g} of each class's photos, val = "
+                                           f"{val_fraction:g} of the rest (seeded)")})
+
+    train, test = assign_by_group(df, test_photos, "path_image")
+    train, val = carve_validation(train, val_fraction, seed, group_col="path_image", strata_col="category")
+    summary.update({"notes": notes, "skipped": skipped.as_dict()})
+    default_name = f"sketchy-{protocol}" + (f"-zs{zeroshot}" if zeroshot != "none" else "")
+    return finish(out_dir, {"train": train, "val": val, "test": test}, sketch_root=base, image_root=base,
+                  name=name or default_name, protocol=protocol, summary=summary, check_decode=check_decode)
+
+
+def _matched_classes(base: Path, skipped: Skipped, notes: list[str]) -> tuple[dict[str, Path], dict[str, Path]]:
+    """The photo and sketch class folders by normalised class name; classes on one side only are noted."""
     photo_classes = _class_folders(base / "photo" / TX, skipped)
     sketch_classes = _class_folders(base / "sketch" / TX, skipped)
     for key in sorted(set(photo_classes) ^ set(sketch_classes)):
@@ -131,7 +171,12 @@ def build_index(
                      if photo_classes[k].name != sketch_classes[k].name)
     if renamed:
         notes.append(f"class folders matched after name normalisation (photo / sketch): {renamed}")
+    return photo_classes, sketch_classes
 
+
+def _pair_rows(photo_classes: dict[str, Path], sketch_classes: dict[str, Path], base: Path, protocol: str,
+               skipped: Skipped) -> tuple[list[dict[str, str]], int]:
+    """One row per sketch named after a photo of its class, and the number of photos with no sketch."""
     rows = []
     photos_without_sketch = 0
     for key in sorted(set(photo_classes) & set(sketch_classes)):
@@ -156,59 +201,40 @@ def build_index(
                 "category": key,
             })
         photos_without_sketch += len(set(photos) - used)
-    if not rows:
-        raise ValueError(f"{base}: no sketch matched a photo (skipped: {skipped.as_dict()})")
-    df = pd.DataFrame(rows)
-    classes = sorted(df["category"].unique())
-    summary: dict[str, Any] = {
-        "format": "sketchy", "source": str(raw_root), "out_dir": str(Path(out_dir).resolve()), "seed": seed,
-        "val_fraction": val_fraction, "zeroshot": zeroshot, "classes": len(classes),
-        "ignored_folders": [f"{kind}/{tx}" for kind in ("photo", "sketch") for tx in ignored_tx
-                            if (base / kind / tx).is_dir()],
-        "photos_without_sketch": photos_without_sketch,
-    }
+    return rows, photos_without_sketch
 
-    if zeroshot != "none":
-        unseen = zeroshot_classes(zeroshot)
-        missing = sorted(set(unseen) - set(classes))
-        if missing:
-            notes.append(f"{len(missing)} unseen class(es) of the {zeroshot}-class split are not on disk: {missing}")
-        test_photos = set(df.loc[df["category"].isin(unseen), "path_image"])
-        summary.update({"unseen_classes": sorted(set(unseen) & set(classes)),
-                        "split_rule": (f"zero-shot: test = all sketches and photos of the {zeroshot} unseen classes "
-                                       f"(shipped list {ZEROSHOT_FILES[zeroshot]}); val = {val_fraction:g} of each "
-                                       "seen class's photos (seeded)")})
-    else:
-        testset_file = Path(testset) if testset else (None if split == "random" else find_testset(raw_root, base))
-        if split == "official" and testset_file is None:
-            raise FileNotFoundError(f"{raw_root}: info/testset.txt not found; pass --testset FILE or --split random")
-        if testset_file is not None:
-            wanted = set()
-            for line in read_id_list(testset_file):
-                parts = Path(line.replace("\\", "/")).parts
-                if len(parts) >= 2:
-                    wanted.add(f"{canonical_class(parts[-2])}/{Path(parts[-1]).stem}")
-            ids = df["category"] + "/" + df["path_image"].map(lambda p: Path(p).stem)
-            test_photos = set(df.loc[ids.isin(wanted), "path_image"])
-            summary.update({"testset": str(testset_file), "testset_photos_listed": len(wanted),
-                            "split_rule": (f"official test photos from {testset_file.name}; val = {val_fraction:g} of "
-                                           "each class's remaining photos (seeded)")})
-            if len(test_photos) < len(wanted):
-                notes.append(f"{len(wanted) - len(test_photos)} photo(s) of {testset_file.name} have no sketch here")
-        else:
-            check_fraction("test_fraction", test_fraction)
-            photo_class = dict(zip(df["path_image"], df["category"]))
-            test_photos = choose_stratified(photo_class, test_fraction, split_rng(seed, "test"))
-            summary.update({"test_fraction": test_fraction,
-                            "split_rule": (f"random: test = {test_fraction:g} of each class's photos, val = "
-                                           f"{val_fraction:g} of the rest (seeded)")})
 
-    train, test = assign_by_group(df, test_photos, "path_image")
-    train, val = carve_validation(train, val_fraction, seed, group_col="path_image", strata_col="category")
-    summary.update({"notes": notes, "skipped": skipped.as_dict()})
-    default_name = f"sketchy-{protocol}" + (f"-zs{zeroshot}" if zeroshot != "none" else "")
-    return finish(out_dir, {"train": train, "val": val, "test": test}, sketch_root=base, image_root=base,
-                  name=name or default_name, protocol=protocol, summary=summary, check_decode=check_decode)
+def _zeroshot_test_photos(df: pd.DataFrame, zeroshot: str, classes: list[str], val_fraction: float,
+                          summary: dict[str, Any], notes: list[str]) -> set[str]:
+    """All photos of the ``zeroshot`` split's unseen classes."""
+    unseen = zeroshot_classes(zeroshot)
+    missing = sorted(set(unseen) - set(classes))
+    if missing:
+        notes.append(f"{len(missing)} unseen class(es) of the {zeroshot}-class split are not on disk: {missing}")
+    test_photos = set(df.loc[df["category"].isin(unseen), "path_image"])
+    summary.update({"unseen_classes": sorted(set(unseen) & set(classes)),
+                    "split_rule": (f"zero-shot: test = all sketches and photos of the {zeroshot} unseen classes "
+                                   f"(shipped list {ZEROSHOT_FILES[zeroshot]}); val = {val_fraction:g} of each "
+                                   "seen class's photos (seeded)")})
+    return test_photos
+
+
+def _listed_test_photos(df: pd.DataFrame, testset_file: Path, val_fraction: float, summary: dict[str, Any],
+                        notes: list[str]) -> set[str]:
+    """The photos listed in ``testset_file`` (``<class>/<photo>`` lines, as in Sketchy's info/testset.txt)."""
+    wanted = set()
+    for line in read_id_list(testset_file):
+        parts = Path(line.replace("\\", "/")).parts
+        if len(parts) >= 2:
+            wanted.add(f"{canonical_class(parts[-2])}/{Path(parts[-1]).stem}")
+    ids = df["category"] + "/" + df["path_image"].map(lambda p: Path(p).stem)
+    test_photos = set(df.loc[ids.isin(wanted), "path_image"])
+    summary.update({"testset": str(testset_file), "testset_photos_listed": len(wanted),
+                    "split_rule": (f"official test photos from {testset_file.name}; val = {val_fraction:g} of "
+                                   "each class's remaining photos (seeded)")})
+    if len(test_photos) < len(wanted):
+        notes.append(f"{len(wanted) - len(test_photos)} photo(s) of {testset_file.name} have no sketch here")
+    return test_photos
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -148,16 +148,9 @@ def build_index(
         class_photos = [relative(p, photo_root) for p in list_images(folder, skipped, recursive=False)]
         photos_total += len(class_photos)
         ph_split = _split_items(class_photos, test_fraction, val_fraction, seed, "photo/" + label)
-        for sp in ("train", "val", "test"):
-            sk, ph = sk_split[sp], ph_split[sp]
-            if not sk or not ph:
-                for p in sk:
-                    skipped.add(f"no {sp} photo left for the class", p)
-                continue
-            n = max(len(sk), len(ph)) if cover_photos else len(sk)
-            photos_used += min(n, len(ph))
-            rows += [{"path_sketch": sk[i % len(sk)], "path_image": ph[i % len(ph)], "label": label,
-                      "category": label, "split": sp} for i in range(n)]
+        class_rows, n_used = _paired_rows(label, sk_split, ph_split, cover_photos, skipped)
+        rows += class_rows
+        photos_used += n_used
     if not rows:
         raise ValueError(f"{raw_root}: no sketches could be indexed (skipped: {skipped.as_dict()})")
     df = pd.DataFrame(rows)
@@ -175,15 +168,41 @@ def build_index(
         summary.update({"photos": None, "notes": notes, "skipped": skipped.as_dict()})
         return finish_sketch_only(out_dir, frames, sketch_root=sketch_root, summary=summary)
 
+    notes += _unmatched_notes(photo_folders, matched_folders, no_photo_classes)
+    summary.update({"photos": str(photo_root), "photos_found": photos_total, "photos_in_index": photos_used,
+                    "misspelt_folders_mapped": mapped, "notes": notes, "skipped": skipped.as_dict()})
+    return finish(out_dir, frames, sketch_root=sketch_root, image_root=photo_root, name=name or "tuberlin",
+                  protocol="category", summary=summary, check_decode=check_decode)
+
+
+def _paired_rows(label: str, sk_split: dict[str, list[str]], ph_split: dict[str, list[str]], cover_photos: bool,
+                 skipped: Skipped) -> tuple[list[dict[str, Any]], int]:
+    """A class's rows per split: sketch i with photo i mod n (``cover_photos``: as many rows as the larger
+    side, so every photo is used), and the number of photos used."""
+    rows: list[dict[str, Any]] = []
+    photos_used = 0
+    for sp in ("train", "val", "test"):
+        sk, ph = sk_split[sp], ph_split[sp]
+        if not sk or not ph:
+            for p in sk:
+                skipped.add(f"no {sp} photo left for the class", p)
+            continue
+        n = max(len(sk), len(ph)) if cover_photos else len(sk)
+        photos_used += min(n, len(ph))
+        rows += [{"path_sketch": sk[i % len(sk)], "path_image": ph[i % len(ph)], "label": label,
+                  "category": label, "split": sp} for i in range(n)]
+    return rows, photos_used
+
+
+def _unmatched_notes(photo_folders: dict[str, Path], matched_folders: set[Path], no_photo_classes: list[str]) -> list[str]:
+    """Notes on photo folders that match no class and classes that have no photo folder."""
+    notes = []
     unused = sorted(d.name for d in set(photo_folders.values()) - matched_folders)
     if unused:
         notes.append(f"{len(unused)} photo folder(s) match no sketch class: {unused[:10]}")
     if no_photo_classes:
         notes.append(f"{len(no_photo_classes)} class(es) without a photo folder: {no_photo_classes[:10]}")
-    summary.update({"photos": str(photo_root), "photos_found": photos_total, "photos_in_index": photos_used,
-                    "misspelt_folders_mapped": mapped, "notes": notes, "skipped": skipped.as_dict()})
-    return finish(out_dir, frames, sketch_root=sketch_root, image_root=photo_root, name=name or "tuberlin",
-                  protocol="category", summary=summary, check_decode=check_decode)
+    return notes
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
