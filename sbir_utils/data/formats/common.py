@@ -76,6 +76,19 @@ def list_images(folder: Path, skipped: Skipped | None = None, recursive: bool = 
     return found
 
 
+def images_by_stem(folder: Path, skipped: Skipped, root: Path | None = None) -> dict[str, Path]:
+    """:func:`list_images` of ``folder`` by file stem (photo id); an image whose stem was seen already is
+    skipped, naming the kept one by its path relative to ``root`` (default: by its file name)."""
+    found: dict[str, Path] = {}
+    for p in list_images(folder, skipped):
+        if p.stem in found:
+            kept = found[p.stem].name if root is None else relative(found[p.stem], root)
+            skipped.add(f"duplicate photo id (kept {kept})", p)
+            continue
+        found[p.stem] = p
+    return found
+
+
 def parse_sketch_stem(stem: str, pattern: str = SUFFIX_PATTERN) -> tuple[str, str] | None:
     """``"001-2"`` -> ``("001", "2")`` with the default rule; None when the stem does not match."""
     m = re.match(pattern, stem)

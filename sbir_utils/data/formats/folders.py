@@ -23,6 +23,7 @@ from .common import (
     check_fraction,
     choose,
     finish,
+    images_by_stem,
     list_images,
     parse_sketch_stem,
     relative,
@@ -61,7 +62,7 @@ def build_index(
         if not d.is_dir():
             raise FileNotFoundError(f"{d}: folder not found (set {what} to the folder's name under {raw_root})")
 
-    photos = _photos_by_id(photo_dir, skipped)
+    photos = images_by_stem(photo_dir, skipped)
     rows = _sketch_rows(sketch_dir, photos, pattern, raw_root, skipped)
     if not rows:
         raise ValueError(f"{raw_root}: no sketch matched a photo (photos: {len(photos)}, skipped: {skipped.as_dict()})")
@@ -90,17 +91,6 @@ def build_index(
     }
     return finish(out_dir, {"train": train, "val": val, "test": test}, sketch_root=raw_root, image_root=raw_root,
                   name=name or raw_root.name, protocol="fine", summary=summary, check_decode=check_decode)
-
-
-def _photos_by_id(photo_dir: Path, skipped: Skipped) -> dict[str, Path]:
-    """The photos by file stem (the first of two with the same stem kept)."""
-    photos: dict[str, Path] = {}
-    for p in list_images(photo_dir, skipped):
-        if p.stem in photos:
-            skipped.add(f"duplicate photo id (kept {photos[p.stem].name})", p)
-            continue
-        photos[p.stem] = p
-    return photos
 
 
 def _sketch_rows(sketch_dir: Path, photos: dict[str, Path], pattern: str, raw_root: Path,

@@ -40,6 +40,7 @@ from .common import (
     choose,
     finish,
     finish_sketch_only,
+    images_by_stem,
     list_images,
     parse_sketch_stem,
     relative,
@@ -94,16 +95,6 @@ def scan(root: Path, skipped: Skipped) -> tuple[dict[str, Path], list[tuple[Path
                 continue
             photos[p.stem] = p
     return photos, sketches
-
-
-def _all_photos(root: Path, skipped: Skipped) -> dict[str, Path]:
-    photos: dict[str, Path] = {}
-    for p in list_images(root, skipped):
-        if p.stem in photos:
-            skipped.add(f"duplicate photo id (kept {relative(photos[p.stem], root)})", p)
-            continue
-        photos[p.stem] = p
-    return photos
 
 
 def find_stroke_file(root: Path) -> Path | None:
@@ -249,7 +240,7 @@ def _photo_folder(raw_root: Path, root_dir: Path, photos: str | Path | None, pho
         # An explicit photo folder: its photo/ sub-folders if it has any, else every image in it.
         photo_map, _ = scan(image_root, skipped)
         if not photo_map:
-            photo_map = _all_photos(image_root, skipped)
+            photo_map = images_by_stem(image_root, skipped, image_root)
     else:
         image_root = root_dir
         if not raw_root.is_dir():
