@@ -143,7 +143,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"--skip_missing: rows left out {json.dumps(res['skipped_rows'])}")
     if details is not None:
         run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
-        out_dir = Path(args.html_dir) if args.html_dir else run_dir / f"eval_{Path(args.test_csv).stem}"
+        # beside a bare weights file the file's name is part of the folder: model_normal.pth and model_unseen.pth
+        # in one models/ folder must not overwrite each other's page
+        name = f"eval_{ckpt.stem}_{Path(args.test_csv).stem}" if args.model_path else f"eval_{Path(args.test_csv).stem}"
+        out_dir = Path(args.html_dir) if args.html_dir else run_dir / name
         page = write_html(out_dir, details, res)
         print(f"wrote {page}")
     if args.json:

@@ -94,6 +94,13 @@ def test_eval_loads_a_seed_format_state_dict(data, tmp_path, capsys):
     captured = capsys.readouterr()
     assert rc == 0, captured.err
     assert "stage1" in captured.out and "stage2" not in captured.out
+    # a second weights file in the same folder gets its own result page; the first one's stays
+    torch.save(ConvNeXtInfoNCE("convnext_small").state_dict(), tmp_path / "model_unseen.pth")
+    rc = cli.main(["eval", "--model", "convnext_infonce", "--backbone", "convnext_small", "--image_size", "32",
+                   "--data_root", str(data), "--model_path", str(tmp_path / "model_unseen.pth"), "--no_cuda"])
+    assert rc == 0, capsys.readouterr().err
+    pages = sorted(p.parent.name for p in tmp_path.glob("eval_*/result.html"))
+    assert pages == ["eval_model_normal_index_test", "eval_model_unseen_index_test"]
     # without --backbone the default profile's (cpu: convnext_atto) does not fit: the error names --profile full
     rc = cli.main(["eval", "--model", "convnext_infonce", "--image_size", "32", "--data_root", str(data),
                    "--model_path", str(path), "--no_cuda"])
