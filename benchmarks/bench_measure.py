@@ -297,6 +297,40 @@ def plan_batch(profile: str, family: str, cap_mb: float, device: Any) -> dict[st
             "batch_size_run": run, "fits": run == cfg.batch_size}
 
 
+def _first_step(df: Any, cfg: Any, sampler: str, device: Any, res: dict[str, Any]) -> tuple[Any, Trainer, tuple, float]:
+    """The first training step on a pre-made batch: ``(cfg, trainer, batch, seconds)``. bf16 autocast failing on
+    CPU (then fp32) or memory running out (then half the batch) are results too, recorded in ``res``."""
+    while True:
+        fixed = premade_batch(df, cfg, sampler)
+        tr = Trainer(cfg, device)
+        try:
+            with Clock(device) as first:
+                tr.step(*fixed)
+            return cfg, tr, fixed, first.seconds
+        except RuntimeError as exc:
+            msg = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+            del tr
+            if "allocate" in msg and cfg.batch_size > 2:
+                res.setdefault("oom_batches", []).append(cfg.batch_size)
+                cfg = dataclasses.replace(cfg, batch_size=cfg.batch_size // 2)
+            elif cfg.amp and "allocate" not in msg:
+                res["amp_error"], res["amp"] = msg, False
+                cfg = dataclasses.replace(cfg, amp=False)
+            else:
+                raise
+
+
+def _interleaved(tr: Trainer, steps: int, chunk: int, stream: Batches, fixed: tuple) -> tuple[dict, dict]:
+    """``steps`` timed data-path steps and as many pre-made ones, in alternating chunks, so that load from
+    other processes hits both alike: ``(data, compute)`` accumulators."""
+    data, comp = _acc(), _acc()
+    while data["steps"] < steps:
+        k = min(chunk, steps - data["steps"])
+        _timed_steps(tr, k, None, stream, data)
+        _timed_steps(tr, k, fixed, None, comp)
+    return data, comp
+
+
 def bench_model(spec: dict[str, Any]) -> dict[str, Any]:
     """Training throughput (data path vs pre-made tensors), embedding throughput, peak RSS of one model."""
     import torch
@@ -318,29 +352,12 @@ def bench_model(spec: dict[str, Any]) -> dict[str, Any]:
     res.update(backbone=cfg.backbone, image_size=cfg.image_size, embed_dim=cfg.embed_dim,
                batch_size=cfg.batch_size, batch_size_profile=getattr(prof, family).batch_size,
                num_workers=workers, num_workers_profile=cfg.num_workers, amp=cfg.amp, rows=len(df), sampler=sampler)
-    while True:  # first step; bf16 autocast failing on CPU or memory running out are results too
-        fixed = premade_batch(df, cfg, sampler)
-        tr = Trainer(cfg, device)
-        try:
-            with Clock(device) as first:
-                tr.step(*fixed)
-            break
-        except RuntimeError as exc:
-            msg = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
-            del tr
-            if "allocate" in msg and cfg.batch_size > 2:
-                res.setdefault("oom_batches", []).append(cfg.batch_size)
-                cfg = dataclasses.replace(cfg, batch_size=cfg.batch_size // 2)
-            elif cfg.amp and "allocate" not in msg:
-                res["amp_error"], res["amp"] = msg, False
-                cfg = dataclasses.replace(cfg, amp=False)
-            else:
-                raise
+    cfg, tr, fixed, first_s = _first_step(df, cfg, sampler, device, res)
     res["batch_size"] = cfg.batch_size
     with Clock(device) as w:
         for _ in range(max(spec["warmup"] - 1, 0)):
             tr.step(*fixed)
-    step_s = w.seconds / (spec["warmup"] - 1) if spec["warmup"] > 1 else first.seconds
+    step_s = w.seconds / (spec["warmup"] - 1) if spec["warmup"] > 1 else first_s
     steps = spec["steps"]
     if step_s and spec.get("budget_s"):  # slow profiles: as many timed steps as the budget allows
         steps = max(1, min(steps, int(spec["budget_s"] / (2 * step_s))))
@@ -350,24 +367,15 @@ def bench_model(spec: dict[str, Any]) -> dict[str, Any]:
         cold = _acc()
         _timed_steps(tr, len(stream), None, stream, cold)
         res["cold"] = cold
-    data, comp = _acc(), _acc()
     res["mem_available_mb_before_train"] = mem_available_mb()
-    while data["steps"] < steps:  # interleaved, so that load from other processes hits both alike
-        k = min(spec["chunk"], steps - data["steps"])
-        _timed_steps(tr, k, None, stream, data)
-        _timed_steps(tr, k, fixed, None, comp)
-    res["data"], res["compute"] = data, comp
+    res["data"], res["compute"] = _interleaved(tr, steps, spec["chunk"], stream, fixed)
     res["train_epochs_seen"] = stream.epoch
     if workers > 0:  # the same steps with the loader in the training process, for comparison
         # The loader workers wrote the images of the steps above into the shared store, and this loader
         # draws the same batches: a store of its own, empty, keeps the comparison cold against cold.
         root = store_root()
         stream0 = Batches(df, cfg, sampler, 0, image_cache=None if root is None else root / "workers0")
-        data0, comp0 = _acc(), _acc()
-        while data0["steps"] < steps:
-            k = min(spec["chunk"], steps - data0["steps"])
-            _timed_steps(tr, k, None, stream0, data0)
-            _timed_steps(tr, k, fixed, None, comp0)
+        data0, comp0 = _interleaved(tr, steps, spec["chunk"], stream0, fixed)
         res["workers0"] = {"data": data0, "compute": comp0}
     res["train_peak_rss_mb"] = maxrss_mb()
     # loader workers (forked from this process) are children; their peak RSS and the machine's free memory
@@ -474,141 +482,175 @@ def bench_tweaks(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _tweaks_family(family: str, spec: dict[str, Any], device: Any, threads: int) -> list[dict[str, Any]]:
-    import torch
+    """One model's speed-up trials: training-step and embedding variants on pre-made tensors, then the data
+    path alone (loader, ``engine.encode``)."""
+    t = _Tweaks(family, spec, device, threads)
+    t.train_variants()
+    t.embed_variants()
+    t.loader_variants()
+    t.encode_variants()
+    return t.rows
 
-    from sbir_utils import engine
-    from sbir_utils.data.loading import ImageDataset, make_loader
-    from sbir_utils.retrieval import embed
 
-    rows: list[dict[str, Any]] = []
-    prof, cfg, df, sampler = _setup(spec["profile"], family)
-    n_steps, warm = spec["steps"], spec["warmup"]
+def _error_text(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
 
-    def train_rate(c: Any, channels_last: bool = False, compile_model: bool = False, n_threads: int = threads,
+
+class _Tweaks:
+    """The trials of one model family; each variant is timed right after its own baseline."""
+
+    def __init__(self, family: str, spec: dict[str, Any], device: Any, threads: int):
+        self.family, self.spec, self.device, self.threads = family, spec, device, threads
+        self.rows: list[dict[str, Any]] = []
+        self.prof, self.cfg, self.df, self.sampler = _setup(spec["profile"], family)
+        self.base_model = Trainer(self.cfg, device).model
+        self.paths = list(dict.fromkeys(self.df["image_file"].astype(str)))[: spec["embed_images"]]
+        self.imgs = premade_photos(self.paths, self.cfg)
+
+    def add(self, kind: str, variant: str, base: float, value: float, unit: str, first_s: float | None = None) -> None:
+        self.rows.append({"model": self.family, "kind": kind, "variant": variant, "baseline": base, "value": value,
+                          "speedup": value / base, "unit": unit, "first_call_s": first_s, "load": loadavg()[0]})
+        log(f"tweaks {self.family} {kind} {variant}: {value:.1f} {unit} (baseline {base:.1f}, x{value / base:.2f})")
+
+    def failed(self, kind: str, variant: str, base: float, unit: str, exc: Exception) -> None:
+        self.rows.append({"model": self.family, "kind": kind, "variant": variant, "baseline": base, "value": None,
+                          "speedup": None, "unit": unit, "error": _error_text(exc)})
+
+    def train_rate(self, c: Any, channels_last: bool = False, compile_model: bool = False, n_threads: int | None = None,
                    bs: int | None = None) -> tuple[float, float]:
-        torch.set_num_threads(n_threads)
+        """Pairs/s of timed training steps on one pre-made batch, and the first step's seconds."""
+        import torch
+
+        torch.set_num_threads(self.threads if n_threads is None else n_threads)
         try:
             c = dataclasses.replace(c, batch_size=bs or c.batch_size)
-            tr = Trainer(c, device, channels_last, compile_model)
-            batch = premade_batch(df, c, sampler)
-            with Clock(device) as first:
+            tr = Trainer(c, self.device, channels_last, compile_model)
+            batch = premade_batch(self.df, c, self.sampler)
+            with Clock(self.device) as first:
                 tr.step(*batch)
-            for _ in range(warm - 1):
+            for _ in range(self.spec["warmup"] - 1):
                 tr.step(*batch)
             acc = _acc()
-            _timed_steps(tr, n_steps, batch, None, acc)
+            _timed_steps(tr, self.spec["steps"], batch, None, acc)
             return acc["pairs"] / acc["seconds"], first.seconds
         finally:
-            torch.set_num_threads(threads)
+            torch.set_num_threads(self.threads)
 
-    base_model = Trainer(cfg, device).model
-    paths = list(dict.fromkeys(df["image_file"].astype(str)))[: spec["embed_images"]]
-    imgs = premade_photos(paths, cfg)
+    def embed_rate(self, bs: int | None = None, mode: str = "no_grad", channels_last: bool = False, amp: bool = False,
+                   n_threads: int | None = None, compiled: bool = False) -> tuple[float, float]:
+        """Images/s of embedding the pre-made photos (``bs``: the evaluation batch size by default), and the
+        first batch's seconds."""
+        import torch
 
-    def embed_rate(bs: int = prof.evaluation.batch_size, mode: str = "no_grad", channels_last: bool = False,
-                   amp: bool = False, n_threads: int = threads, compiled: bool = False) -> tuple[float, float]:
-        torch.set_num_threads(n_threads)
+        torch.set_num_threads(self.threads if n_threads is None else n_threads)
         try:
-            model = base_model
+            model = self.base_model
             if channels_last:
-                model = Trainer(cfg, device, channels_last=True).model
+                model = Trainer(self.cfg, self.device, channels_last=True).model
             fn = torch.compile(model.embed_photo) if compiled else None
-            batches = list(imgs.split(bs))
-            with Clock(device) as first:
-                encode_tensors(model, batches[:1], device, amp, mode, channels_last, fn)
-            encode_tensors(model, batches[:1], device, amp, mode, channels_last, fn)
-            with Clock(device) as c:
-                for _ in range(spec["embed_passes"]):
-                    encode_tensors(model, batches, device, amp, mode, channels_last, fn)
-            return len(paths) * spec["embed_passes"] / c.seconds, first.seconds
+            batches = list(self.imgs.split(self.prof.evaluation.batch_size if bs is None else bs))
+            with Clock(self.device) as first:
+                encode_tensors(model, batches[:1], self.device, amp, mode, channels_last, fn)
+            encode_tensors(model, batches[:1], self.device, amp, mode, channels_last, fn)
+            with Clock(self.device) as c:
+                for _ in range(self.spec["embed_passes"]):
+                    encode_tensors(model, batches, self.device, amp, mode, channels_last, fn)
+            return len(self.paths) * self.spec["embed_passes"] / c.seconds, first.seconds
         finally:
-            torch.set_num_threads(threads)
+            torch.set_num_threads(self.threads)
 
-    def add(kind: str, variant: str, base: float, value: float, unit: str, first_s: float | None = None) -> None:
-        rows.append({"model": family, "kind": kind, "variant": variant, "baseline": base, "value": value,
-                     "speedup": value / base, "unit": unit, "first_call_s": first_s, "load": loadavg()[0]})
-        log(f"tweaks {family} {kind} {variant}: {value:.1f} {unit} (baseline {base:.1f}, x{value / base:.2f})")
+    def train_variants(self) -> None:
+        cfg, bsz, kind = self.cfg, self.cfg.batch_size, "train step (pre-made tensors)"
+        variants: list[tuple[str, dict[str, Any]]] = [
+            ("channels_last", {"channels_last": True}),
+            ("bf16 autocast", {"amp": True}),
+            (f"batch {max(2, bsz // 2)} (profile {bsz})", {"bs": max(2, bsz // 2)}),
+            (f"batch {bsz * 2} (profile {bsz})", {"bs": bsz * 2}),
+        ]
+        if self.spec.get("few"):  # --quick
+            variants = [variants[0], variants[3]]
+        if self.family in self.spec["compile"]:
+            variants.append(("torch.compile (inductor)", {"compile_model": True}))
+        for name, kw in variants:
+            c = dataclasses.replace(cfg, amp=bool(kw.pop("amp", False)))
+            base, _ = self.train_rate(cfg)
+            try:
+                value, first = self.train_rate(c, **kw)
+                self.add(kind, name, base, value, "pairs/s", first)
+            except Exception as exc:  # noqa: BLE001 - a variant that fails is a result too
+                self.failed(kind, name, base, "pairs/s", exc)
 
-    bsz = cfg.batch_size
-    variants: list[tuple[str, dict[str, Any]]] = [
-        ("channels_last", {"channels_last": True}),
-        ("bf16 autocast", {"amp": True}),
-        (f"batch {max(2, bsz // 2)} (profile {bsz})", {"bs": max(2, bsz // 2)}),
-        (f"batch {bsz * 2} (profile {bsz})", {"bs": bsz * 2}),
-    ]
-    if spec.get("few"):  # --quick
-        variants = [variants[0], variants[3]]
-    if family in spec["compile"]:
-        variants.append(("torch.compile (inductor)", {"compile_model": True}))
-    for name, kw in variants:
-        c = dataclasses.replace(cfg, amp=bool(kw.pop("amp", False)))
-        base, _ = train_rate(cfg)
-        try:
-            value, first = train_rate(c, **kw)
-            add("train step (pre-made tensors)", name, base, value, "pairs/s", first)
-        except Exception as exc:  # noqa: BLE001 - a variant that fails is a result too
-            rows.append({"model": family, "kind": "train step (pre-made tensors)", "variant": name,
-                         "baseline": base, "value": None, "speedup": None, "unit": "pairs/s",
-                         "error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"})
-    ebs = prof.evaluation.batch_size
-    evariants: list[tuple[str, dict[str, Any]]] = [
-        ("inference_mode (encode uses no_grad)", {"mode": "inference_mode"}),
-        ("channels_last", {"channels_last": True}),
-        ("bf16 autocast", {"amp": True}),
-        (f"batch {ebs // 2} (eval {ebs})", {"bs": ebs // 2}),
-        (f"batch {ebs * 2} (eval {ebs})", {"bs": ebs * 2}),
-    ]
-    if spec.get("few"):
-        evariants = [evariants[0], evariants[4]]
-    if family in spec["compile"]:
-        evariants.append(("torch.compile (inductor)", {"compiled": True}))
-    for name, kw in evariants:
-        base, _ = embed_rate()
-        try:
-            value, first = embed_rate(**kw)
-            add("embedding (pre-made tensors)", name, base, value, "images/s", first)
-        except Exception as exc:  # noqa: BLE001
-            rows.append({"model": family, "kind": "embedding (pre-made tensors)", "variant": name,
-                         "baseline": base, "value": None, "speedup": None, "unit": "images/s",
-                         "error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"})
+    def embed_variants(self) -> None:
+        ebs, kind = self.prof.evaluation.batch_size, "embedding (pre-made tensors)"
+        variants: list[tuple[str, dict[str, Any]]] = [
+            ("inference_mode (encode uses no_grad)", {"mode": "inference_mode"}),
+            ("channels_last", {"channels_last": True}),
+            ("bf16 autocast", {"amp": True}),
+            (f"batch {ebs // 2} (eval {ebs})", {"bs": ebs // 2}),
+            (f"batch {ebs * 2} (eval {ebs})", {"bs": ebs * 2}),
+        ]
+        if self.spec.get("few"):
+            variants = [variants[0], variants[4]]
+        if self.family in self.spec["compile"]:
+            variants.append(("torch.compile (inductor)", {"compiled": True}))
+        for name, kw in variants:
+            base, _ = self.embed_rate()
+            try:
+                value, first = self.embed_rate(**kw)
+                self.add(kind, name, base, value, "images/s", first)
+            except Exception as exc:  # noqa: BLE001
+                self.failed(kind, name, base, "images/s", exc)
 
-    # data path alone (no model): how fast the loader supplies pairs, cold and warm store, by worker count
-    def loader_rate(nw: int) -> float:
+    def loader_rate(self, nw: int) -> float:
         """Pairs/s of one epoch 1 of a new loader (the same seeded batches every call)."""
-        stream = Batches(df, cfg, sampler, nw)
+        stream = Batches(self.df, self.cfg, self.sampler, nw)
         acc = 0
         with Clock() as c:
             for _ in range(len(stream)):
                 acc += int(stream.next()[2].shape[0])
         return acc / c.seconds
 
-    cold0 = loader_rate(0)  # fills this process's (fresh) image store with the epoch's images
-    add("loader only, no model (baseline: workers=0, empty image store)", "workers=0, warm store", cold0,
-        loader_rate(0), "pairs/s")
-    for nw in spec["workers"]:  # workers read the store the main process filled (one file, shared)
-        add("loader only, no model, warm store (baseline: workers=0)", f"workers={nw}", loader_rate(0),
-            loader_rate(nw), "pairs/s")
-    with Clock(device) as b:  # the first call decodes every image into the store, the later ones read it
-        engine.encode(base_model, paths, "photo", cfg.image_size, ebs, device, num_workers=0, **photo_kw(cfg))
-    with Clock(device) as v:
-        engine.encode(base_model, paths, "photo", cfg.image_size, ebs, device, num_workers=0, **photo_kw(cfg))
-    add("embedding, data path (baseline: engine.encode, empty image store)", "engine.encode, warm store",
-        len(paths) / b.seconds, len(paths) / v.seconds, "images/s")
-    for nw in spec["workers"]:
-        with Clock(device) as b:
-            engine.encode(base_model, paths, "photo", cfg.image_size, ebs, device, num_workers=0, **photo_kw(cfg))
-        with Clock(device) as v:
-            engine.encode(base_model, paths, "photo", cfg.image_size, ebs, device, num_workers=nw, **photo_kw(cfg))
-        add("embedding, data path, warm store (baseline: engine.encode, num_workers=0)", f"num_workers={nw}",
-            len(paths) / b.seconds, len(paths) / v.seconds, "images/s")
-    with Clock(device) as b:
-        engine.encode(base_model, paths, "photo", cfg.image_size, ebs, device, **photo_kw(cfg))
-    with Clock(device) as v:
-        embed(base_model.eval().embed_photo,
-              make_loader(ImageDataset(paths, "photo", cfg.image_size, **photo_kw(cfg)), batch_size=ebs), device)
-    add("embedding, data path, warm store (baseline: engine.encode)", "retrieval.embed (inference_mode)",
-        len(paths) / b.seconds, len(paths) / v.seconds, "images/s")
-    return rows
+    def loader_variants(self) -> None:
+        """The data path alone (no model): how fast the loader supplies pairs, cold and warm store, by workers."""
+        cold0 = self.loader_rate(0)  # fills this process's (fresh) image store with the epoch's images
+        self.add("loader only, no model (baseline: workers=0, empty image store)", "workers=0, warm store", cold0,
+                 self.loader_rate(0), "pairs/s")
+        for nw in self.spec["workers"]:  # workers read the store the main process filled (one file, shared)
+            self.add("loader only, no model, warm store (baseline: workers=0)", f"workers={nw}", self.loader_rate(0),
+                     self.loader_rate(nw), "pairs/s")
+
+    def encode_seconds(self, **kw: Any) -> float:
+        """Seconds of one ``engine.encode`` of the photos (``kw``: e.g. ``num_workers``)."""
+        from sbir_utils import engine
+
+        cfg = self.cfg
+        with Clock(self.device) as c:
+            engine.encode(self.base_model, self.paths, "photo", cfg.image_size, self.prof.evaluation.batch_size,
+                          self.device, **kw, **photo_kw(cfg))
+        return c.seconds
+
+    def encode_variants(self) -> None:
+        """``engine.encode`` cold and warm, by loader workers, and against ``retrieval.embed``."""
+        from sbir_utils.data.loading import ImageDataset, make_loader
+        from sbir_utils.retrieval import embed
+
+        n, cfg, ebs = len(self.paths), self.cfg, self.prof.evaluation.batch_size
+        b = self.encode_seconds(num_workers=0)  # the first call decodes every image into the store
+        v = self.encode_seconds(num_workers=0)  # the later ones read it
+        self.add("embedding, data path (baseline: engine.encode, empty image store)", "engine.encode, warm store",
+                 n / b, n / v, "images/s")
+        for nw in self.spec["workers"]:
+            b = self.encode_seconds(num_workers=0)
+            v = self.encode_seconds(num_workers=nw)
+            self.add("embedding, data path, warm store (baseline: engine.encode, num_workers=0)", f"num_workers={nw}",
+                     n / b, n / v, "images/s")
+        b = self.encode_seconds()
+        with Clock(self.device) as c:
+            embed(self.base_model.eval().embed_photo,
+                  make_loader(ImageDataset(self.paths, "photo", cfg.image_size, **photo_kw(cfg)), batch_size=ebs),
+                  self.device)
+        self.add("embedding, data path, warm store (baseline: engine.encode)", "retrieval.embed (inference_mode)",
+                 n / b, n / c.seconds, "images/s")
 
 
 def bench_threads(spec: dict[str, Any]) -> dict[str, Any]:
