@@ -17,6 +17,10 @@ train / val / test photos (e.g.
 * ``pretrained-init+HOG``: the pretrained-init checkpoints, their scores fused with HOG's at test time
   (``baselines.fuse_scores``: per-query z-scores, HOG weighted by the weight from ``FUSION_WEIGHTS`` with
   the best validation MRR, chosen per seed; nothing is trained for it).
+* ``pretrained-refit``: the pretrained-init row's settings trained again on the training and validation
+  shoes together, for the number of epochs validation chose for that seed (its ``best_epoch``); the last
+  epoch's checkpoint is tested. Nothing is selected on the validation split after it has been trained on,
+  and its minutes include the validation run that chose the epochs.
 
 ``--rows NAME[,NAME...]`` runs only the named rows (``random`` and ``HOG`` cost seconds; ``zero-shot`` and
 ``fine-tuned`` share the embedded pre-training run).
@@ -35,11 +39,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from . import paths, study
+from . import study
 from .baselines import hog_baseline, random_scores, retrieval_task
 from .config import TrainConfig, TransferConfig, load_profile
 from .data import sources
@@ -49,8 +52,9 @@ from .fusion import fused_metrics
 from .metrics import mean_metrics, per_query_metrics
 from .models.backbones import build_trunk
 
-ROWS = ("random", "HOG", "scratch", "pretrained-init", "pretrained-init+HOG", "zero-shot", "fine-tuned")
-OPTIONAL_ROWS = ("pretrained-init", "pretrained-init+HOG")  # only when TransferConfig.weights is not "random"
+ROWS = ("random", "HOG", "scratch", "pretrained-init", "pretrained-init+HOG", "pretrained-refit", "zero-shot",
+        "fine-tuned")
+OPTIONAL_ROWS = ("pretrained-init", "pretrained-init+HOG", "pretrained-refit")  # only with pretrained weights
 METRICS = ("acc@1", "acc@10", "mrr")
 GOAL = {"acc@1": 0.30, "acc@10": 0.75}  # issue 9, on a ~100-photo gallery of unseen shoes
 
@@ -164,6 +168,86 @@ def _fused_row(init: dict[str, Any], seed: int, pairs: int, detail: str, hog: _H
                       "chosen on validation MRR"}
 
 
+def _refit(init_cfg: TrainConfig, init: dict[str, Any], real: DatasetSpec, out: Path, seed: int,
+           progress: bool) -> dict[str, Any]:
+    """Train ``init_cfg`` on the training and validation rows of ``real`` together for ``init``'s best epoch
+    count (``init``: the summary of the run validation chose it in); returns the run's summary, whose
+    ``last_checkpoint`` is the model (its validation scores are not a measure: it has trained on them)."""
+    out.mkdir(parents=True, exist_ok=True)
+    both = pd.concat([read_index(real.csv(split), real)[["path_sketch", "path_image", "label"]]
+                      for split in ("train", "val")], ignore_index=True)
+    train_csv = out / "index_train+val.csv"
+    atomic_write_text(train_csv, both.to_csv(index=False))
+    cfg = dataclasses.replace(init_cfg, epochs=int(init["best_epoch"]))
+    return study.train_once(cfg, real, out / "run", {"select_metric": "mrr", "train_csv": str(train_csv.resolve())},
+                            {"row": "pretrained-refit", "seed": seed, "epochs_from": init["run_dir"]}, progress)
+
+
+_Learned = tuple[str, dict[str, Any], float, int, str]  # (row, run summary, minutes, pairs seen, detail)
+
+
+@dataclasses.dataclass
+class _Table:
+    """What every seed's rows share: the settings, the wanted rows, the real data and where runs go."""
+    t: TransferConfig
+    wanted: tuple[str, ...]
+    real: DatasetSpec
+    runs: Path
+    n_real: int
+    progress: bool
+    hog: _HogReference | None
+    test_df: pd.DataFrame
+
+
+def _pretrained_rows(tab: _Table, scr_cfg: TrainConfig, seed: int) -> tuple[list[_Learned], list[dict[str, Any]]]:
+    """The pretrained-init run of one seed, and the rows made of it: ``pretrained-init``, the HOG-fused row
+    (returned apart: it goes after the learned rows) and ``pretrained-refit``."""
+    t, real, runs, learned, fused = tab.t, tab.real, tab.runs, [], []
+    e_init = t.init_epochs or scr_cfg.epochs
+    init_cfg = dataclasses.replace(scr_cfg, weights=t.weights, epochs=e_init, backbone=t.init_backbone or scr_cfg.backbone,
+                                   image_size=t.init_image_size or scr_cfg.image_size, freeze_bn=t.freeze_bn,
+                                   pool=t.init_pool)
+    init = study.train_once(init_cfg, real, runs / "pretrained-init" / f"seed{seed}", {"select_metric": "mrr"},
+                            {"row": "pretrained-init", "seed": seed, "weights": t.weights}, tab.progress)
+    detail = (f"{init_cfg.backbone} from {t.weights} weights, {init_cfg.image_size} px, "
+              f"{'BN statistics frozen, ' if t.freeze_bn else ''}"
+              f"{'' if t.init_pool == 'avg' else t.init_pool + ' pooling, '}{e_init} real epochs")
+    if "pretrained-init" in tab.wanted:
+        learned.append(("pretrained-init", init, init["wall_time_s"] / 60, e_init * tab.n_real, detail))
+    if tab.hog is not None and tab.hog.sims is not None:
+        fused.append(_fused_row(init, seed, e_init * tab.n_real, detail, tab.hog, tab.test_df))
+    if "pretrained-refit" in tab.wanted:
+        refit = _refit(init_cfg, init, real, runs / "pretrained-refit" / f"seed{seed}", seed, tab.progress)
+        n_both = tab.n_real + len(read_index(real.csv("val"), real))
+        learned.append(("pretrained-refit", {**refit, "best_checkpoint": refit["last_checkpoint"],
+                                             "best_epoch": refit["epochs_run"]},
+                        (init["wall_time_s"] + refit["wall_time_s"]) / 60,
+                        e_init * tab.n_real + refit["epochs_run"] * n_both,
+                        f"{detail}, then trained again on train + val for the {refit['epochs_run']} epochs "
+                        "validation chose; its last epoch tested"))
+    return learned, fused
+
+
+def _embedded_rows(tab: _Table, base: TrainConfig, embedded: DatasetSpec, n_emb: int, seed: int) -> list[_Learned]:
+    """``zero-shot`` (the embedded pre-training run) and ``fine-tuned`` (it, then the real training split)."""
+    t, runs, learned = tab.t, tab.runs, []
+    pre_cfg = dataclasses.replace(base, seed=seed, epochs=t.pretrain_epochs)
+    pre = study.train_once(pre_cfg, embedded, runs / "pretrain" / f"seed{seed}", {"select_metric": "mrr"},
+                           {"row": "pretrain", "seed": seed}, tab.progress)
+    if "zero-shot" in tab.wanted:
+        learned.append(("zero-shot", pre, pre["wall_time_s"] / 60, t.pretrain_epochs * n_emb,
+                        f"{t.pretrain_epochs} embedded epochs, no real sketch"))
+    if "fine-tuned" in tab.wanted:
+        fine_cfg = dataclasses.replace(base, seed=seed, epochs=t.epochs)
+        fine = study.train_once(fine_cfg, tab.real, runs / "fine-tuned" / f"seed{seed}",
+                                {"select_metric": "mrr", "model_path": pre["best_checkpoint"]},
+                                {"row": "fine-tuned", "seed": seed, "init_from": pre["best_checkpoint"]}, tab.progress)
+        learned.append(("fine-tuned", fine, pre["wall_time_s"] / 60 + fine["wall_time_s"] / 60,
+                        t.pretrain_epochs * n_emb + t.epochs * tab.n_real,
+                        f"{t.pretrain_epochs} embedded + {t.epochs} real epochs"))
+    return learned
+
+
 def run_transfer(plan: TransferPlan, progress: bool = False, rows_wanted: tuple[str, ...] | None = None
                  ) -> pd.DataFrame:
     """Train and evaluate the rows of the table (``rows_wanted``, default all); returns one row per
@@ -179,7 +263,7 @@ def run_transfer(plan: TransferPlan, progress: bool = False, rows_wanted: tuple[
     n_emb = _n_train_pairs(embedded)
     base, t = base_config(plan), plan.settings()
     wanted = rows_wanted or parse_rows(None, t.weights)
-    pretrained = "pretrained-init" in wanted or "pretrained-init+HOG" in wanted
+    pretrained = bool(set(OPTIONAL_ROWS) & set(wanted))
     if pretrained:  # fail before anything is trained when the weights cannot be had
         if t.weights == "random":
             raise ValueError("the pretrained-init row needs pretrained weights (--weights)")
@@ -189,46 +273,20 @@ def run_transfer(plan: TransferPlan, progress: bool = False, rows_wanted: tuple[
     n_real = len(train_df)
     e_scratch = scratch_epochs(t.epochs, t.pretrain_epochs, n_real, n_emb)
     rows, hog = _baseline_rows(t, wanted, real, train_df, test_df)
-
-    runs = plan.out / "runs"
+    tab = _Table(t, wanted, real, plan.out / "runs", n_real, progress, hog, test_df)
     for seed in t.seeds:
-        learned: list[tuple[str, dict[str, Any], float, int, str]] = []
+        learned: list[_Learned] = []
         fused: list[dict[str, Any]] = []  # the HOG-fused row, after the learned rows of its seed
         scr_cfg = dataclasses.replace(base, seed=seed, epochs=e_scratch)
         if "scratch" in wanted:
-            scr = study.train_once(scr_cfg, real, runs / "scratch" / f"seed{seed}", {"select_metric": "mrr"},
+            scr = study.train_once(scr_cfg, real, tab.runs / "scratch" / f"seed{seed}", {"select_metric": "mrr"},
                                    {"row": "scratch", "seed": seed}, progress)
             learned.append(("scratch", scr, scr["wall_time_s"] / 60, e_scratch * n_real, f"{e_scratch} real epochs"))
         if pretrained:
-            e_init = t.init_epochs or e_scratch
-            init_cfg = dataclasses.replace(scr_cfg, weights=t.weights, epochs=e_init,
-                                           backbone=t.init_backbone or scr_cfg.backbone,
-                                           image_size=t.init_image_size or scr_cfg.image_size,
-                                           freeze_bn=t.freeze_bn, pool=t.init_pool)
-            init = study.train_once(init_cfg, real, runs / "pretrained-init" / f"seed{seed}", {"select_metric": "mrr"},
-                                    {"row": "pretrained-init", "seed": seed, "weights": t.weights}, progress)
-            init_detail = (f"{init_cfg.backbone} from {t.weights} weights, {init_cfg.image_size} px, "
-                           f"{'BN statistics frozen, ' if t.freeze_bn else ''}"
-                           f"{'' if t.init_pool == 'avg' else t.init_pool + ' pooling, '}{e_init} real epochs")
-            if "pretrained-init" in wanted:
-                learned.append(("pretrained-init", init, init["wall_time_s"] / 60, e_init * n_real, init_detail))
-            if hog is not None and hog.sims is not None:
-                fused.append(_fused_row(init, seed, e_init * n_real, init_detail, hog, test_df))
+            learned_init, fused = _pretrained_rows(tab, scr_cfg, seed)
+            learned += learned_init
         if "zero-shot" in wanted or "fine-tuned" in wanted:
-            pre_cfg = dataclasses.replace(base, seed=seed, epochs=t.pretrain_epochs)
-            pre = study.train_once(pre_cfg, embedded, runs / "pretrain" / f"seed{seed}", {"select_metric": "mrr"},
-                                   {"row": "pretrain", "seed": seed}, progress)
-            if "zero-shot" in wanted:
-                learned.append(("zero-shot", pre, pre["wall_time_s"] / 60, t.pretrain_epochs * n_emb,
-                                f"{t.pretrain_epochs} embedded epochs, no real sketch"))
-        if "fine-tuned" in wanted:
-            fine_cfg = dataclasses.replace(base, seed=seed, epochs=t.epochs)
-            fine = study.train_once(fine_cfg, real, runs / "fine-tuned" / f"seed{seed}",
-                                    {"select_metric": "mrr", "model_path": pre["best_checkpoint"]},
-                                    {"row": "fine-tuned", "seed": seed, "init_from": pre["best_checkpoint"]}, progress)
-            learned.append(("fine-tuned", fine, pre["wall_time_s"] / 60 + fine["wall_time_s"] / 60,
-                            t.pretrain_epochs * n_emb + t.epochs * n_real,
-                            f"{t.pretrain_epochs} embedded + {t.epochs} real epochs"))
+            learned += _embedded_rows(tab, base, embedded, n_emb, seed)
         for name, summary, minutes, pairs, detail in learned:
             m = _test_metrics(summary["best_checkpoint"], real.index_dir)
             rows.append({"method": name, "seed": seed, **m, "train_minutes": minutes, "pairs_seen": pairs,
@@ -280,67 +338,3 @@ def markdown(table: pd.DataFrame, plan: TransferPlan, cfg: TrainConfig, n_real: 
             f"Mean ± sd over seeds {list(t.seeds)}. Goal: acc@1 >= {GOAL['acc@1']:.2f}, "
             f"acc@10 >= {GOAL['acc@10']:.2f}.")
     return head + "\n\n" + "\n".join(lines) + "\n"
-
-
-# ---- notebook 06 -------------------------------------------------------------------------------------
-
-HOW_TO = """No real fine-grained data was given, so there is nothing to transfer to. With a real set, e.g. the
-200-shoe set described in the README:
-
-    sbir index folders PATH/shoes-real-dev --out DATA/shoes-transfer --test_fraction 0.5 --val_fraction 0.2 --seed 0
-    make reproduce DATASET=shoes-transfer DATA_ROOT=DATA/shoes-transfer      # or: sbir transfer --real_root ... --out ...
-"""
-
-
-def transfer_dir(profile: str, dataset: str) -> Path:
-    """Where notebook 06 keeps the transfer runs and table of ``dataset`` (``runs/<profile>/<dataset>/transfer``)."""
-    return paths.runs_dir() / profile / dataset / "transfer"
-
-
-def applicable(dataset: str, data_root: str | Path | None) -> tuple[bool, str]:
-    """Whether the transfer table can be built for this notebook's data, and if not, why."""
-    if dataset == "embedded" or data_root is None:
-        return False, HOW_TO
-    try:
-        spec = load_spec(data_root)
-    except (FileNotFoundError, ValueError) as exc:
-        return False, f"{data_root}: {exc}"
-    if spec.protocol != "fine":
-        return False, f"{spec.index_dir}: protocol {spec.protocol!r}; the transfer table needs fine-grained data"
-    if not spec.csv("test").is_file():
-        return False, f"{spec.csv('test')}: missing; the transfer table evaluates on the test split"
-    return True, ""
-
-
-def load_table(out: str | Path) -> pd.DataFrame | None:
-    """``transfer.csv`` of a finished table, or None."""
-    f = Path(out) / "transfer.csv"
-    return pd.read_csv(f) if f.is_file() else None
-
-
-def plot_table(table: pd.DataFrame) -> plt.Figure:
-    """acc@1 and acc@10 per method (mean, error bar = sd over seeds), the goal as a dashed line."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
-    for ax, m in zip(axes, ("acc@1", "acc@10")):
-        ax.bar(table["method"], table[m], yerr=table[f"{m}_sd"].fillna(0), capsize=4, color="#4c72b0")
-        ax.axhline(GOAL[m], ls="--", color="#c44e52", label=f"goal {GOAL[m]:.2f}")
-        ax.set_title(f"{m} on real test shoes (gallery {int(table['n_gallery'].iloc[0])})")
-        ax.set_ylim(0, 1)
-        ax.tick_params(axis="x", rotation=20)
-        ax.legend(loc="upper left")
-    fig.tight_layout()
-    return fig
-
-
-def learning_curves(out: str | Path, metric: str = "val_mrr") -> plt.Figure:
-    """Validation ``metric`` per epoch of the scratch, fine-tuned and (when run) pretrained-init runs, every seed."""
-    fig, ax = plt.subplots(figsize=(6, 3.6))
-    for name, color in (("scratch", "#55a868"), ("fine-tuned", "#4c72b0"), ("pretrained-init", "#dd8452")):
-        for i, f in enumerate(sorted((Path(out) / "runs" / name).glob("seed*/metrics.csv"))):
-            h = pd.read_csv(f)
-            ax.plot(h["epoch"], h[metric], color=color, alpha=0.8, label=name if i == 0 else None)
-    ax.set_xlabel("real-data epoch")
-    ax.set_ylabel(metric)
-    ax.legend()
-    fig.tight_layout()
-    return fig

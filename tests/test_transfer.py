@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from test_loading import make_tiny_dataset
 
-from sbir_utils import cli, transfer, transfer_cli
+from sbir_utils import cli, transfer, transfer_cli, transfer_report
 
 
 @pytest.fixture
@@ -43,9 +43,9 @@ def test_transfer_table_rows_budgets_and_reuse(env, capsys):
     assert list(table["method"]) == [r for r in transfer.ROWS if r not in transfer.OPTIONAL_ROWS]
     md = (out / "transfer.md").read_text()
     assert "| fine-tuned |" in md and "Goal: acc@1 >= 0.30" in md
-    assert transfer.applicable("tiny", real) == (True, "")
-    assert len(transfer.plot_table(table).axes) == 2
-    assert len(transfer.learning_curves(out).axes[0].lines) == 2  # scratch and fine-tuned, one seed
+    assert transfer_report.applicable("tiny", real) == (True, "")
+    assert len(transfer_report.plot_table(table).axes) == 2
+    assert len(transfer_report.learning_curves(out).axes[0].lines) == 2  # scratch and fine-tuned, one seed
     # a second call reuses every finished run
     stamp = {r: (out / "runs" / r / "seed0" / "summary.json").stat().st_mtime_ns for r in ("scratch", "fine-tuned")}
     assert cli.main(argv) == 0
@@ -140,11 +140,37 @@ def test_rows_runs_only_the_named_rows_with_packaged_weights(env, capsys, monkey
     assert transfer.parse_rows("fine-tuned,HOG", "random") == ("HOG", "fine-tuned")  # table order
 
 
+def test_refit_row_trains_on_train_and_val_for_the_epochs_validation_chose(env):
+    real = make_tiny_dataset(env / "real", photos=(6, 3, 5), sketches=2, size=48)
+    out = env / "refit"
+    argv = ["transfer", "--real_root", str(real), "--out", str(out), "--profile", "smoke", "--seeds", "0",
+            "--epochs", "1", "--pretrain_epochs", "1", "--init_backbone", "tf_efficientnet_lite0",
+            "--weights", "efficientnet_lite0", "--init_epochs", "3", "--init_image_size", "48", "--freeze_bn"]
+    assert cli.main([*argv, "--rows", "pretrained-refit"]) == 0
+    runs = pd.read_csv(out / "transfer_runs.csv")
+    assert list(runs["method"]) == ["pretrained-refit"]
+    init = json.loads((out / "runs" / "pretrained-init" / "seed0" / "summary.json").read_text())
+    refit_dir = out / "runs" / "pretrained-refit" / "seed0"
+    refit = json.loads((refit_dir / "run" / "summary.json").read_text())
+    # as many epochs as validation chose, on every training and validation row (12 + 6 pairs), last epoch tested
+    assert refit["epochs_run"] == init["best_epoch"] == runs.loc[0, "best_epoch"]
+    both = pd.read_csv(refit_dir / "index_train+val.csv", dtype=str)
+    train, val = (pd.read_csv(real / f"index_{s}.csv", dtype=str) for s in ("train", "val"))
+    assert sorted(both["path_sketch"]) == sorted([*train["path_sketch"], *val["path_sketch"]])
+    assert refit["options"]["train_csv"] == str((refit_dir / "index_train+val.csv").resolve())
+    assert runs.loc[0, "pairs_seen"] == 3 * len(train) + refit["epochs_run"] * (len(train) + len(val))
+    assert f"{refit['epochs_run']} epochs validation chose" in runs.loc[0, "detail"]
+    from sbir_utils.engine import evaluate
+
+    last = evaluate(refit["last_checkpoint"], real, "index_test.csv", rerank_k=0)["stage1"]
+    assert runs.loc[0, "mrr"] == pytest.approx(last["mrr"])  # the last epoch is what is tested
+
+
 def test_transfer_refuses_a_category_index_and_names_it(env, capsys):
     real = make_tiny_dataset(env / "cat", protocol="category")
-    ok, why = transfer.applicable("cat", real)
+    ok, why = transfer_report.applicable("cat", real)
     assert not ok and "fine-grained" in why
-    assert not transfer.applicable("embedded", None)[0]
+    assert not transfer_report.applicable("embedded", None)[0]
     code = cli.main(["transfer", "--real_root", str(real), "--out", str(env / "o"), "--profile", "smoke"])
     err = capsys.readouterr().err
     assert code == 2 and "fine-grained" in err and str(real) in err
