@@ -3,8 +3,8 @@ index over it, answering a sketch image (PNG bytes from the page's canvas, or an
 
 A query is checked (not empty, not too large, an image, not blank), then preprocessed exactly as evaluation
 preprocesses a test sketch: it is written to a temporary file and read through ``loading.ImageDataset``
-(``load_image``, ``crop_to_object`` when the checkpoint crops, ``square``, ``to_tensor``) with the image store
-off, and embedded with the model's ``embed_sketch``. Both designs work: AAFG's stage-1 embedding is
+(``images.load_image``, ``transforms.crop_to_object`` when the checkpoint crops, ``transforms.square``,
+``transforms.to_tensor``) with the image store off, and embedded with the model's ``embed_sketch``. Both designs work: AAFG's stage-1 embedding is
 per-modality (cross-attention only re-scores pairs in stage 2), so ``sbir embed`` embeds its photos alone.
 """
 

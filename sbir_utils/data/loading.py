@@ -34,7 +34,6 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .image_store import open_store
 from .images import load_image
-from .transforms import PHOTO_MODES as PHOTO_MODES  # re-exported: engine.objectives imports it from here
 from .transforms import (
     SketchAugment,
     array_to_tensor,

@@ -51,8 +51,8 @@ def encode(model: nn.Module, paths: list[str], kind: str, image_size: int, batch
            device: torch.device | str = "cpu", with_maps: bool = False, amp: bool = False,
            num_workers: int = 0, photo_mode: str = "rgb",
            crop: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Embed images with the evaluation preprocessing (photos as ``photo_mode``, see ``loading.photo_input``;
-    ``crop``: cropped to the drawing / object first, ``loading.crop_to_object``).
+    """Embed images with the evaluation preprocessing (photos as ``photo_mode``, see ``transforms.photo_input``;
+    ``crop``: cropped to the drawing / object first, ``transforms.crop_to_object``).
 
     Returns ``(embeddings (N, D) float32 on CPU, maps (N, C, h, w) or None)``; maps (AAFG's
     post-self-attention feature maps, for stage-2 re-ranking) only with ``with_maps``.

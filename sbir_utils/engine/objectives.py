@@ -9,7 +9,7 @@ import math
 import torch
 
 from ..config import TrainConfig
-from ..data.loading import PHOTO_MODES
+from ..data.transforms import PHOTO_MODES
 from ..losses import MININGS, batch_hard_triplet, info_nce, pair_ranking_loss
 from ..models.siamese import POOLS
 
