@@ -223,8 +223,8 @@ def _pretrained_rows(tab: _Table, scr_cfg: TrainConfig, seed: int) -> tuple[list
                                              "best_epoch": refit["epochs_run"]},
                         (init["wall_time_s"] + refit["wall_time_s"]) / 60,
                         e_init * tab.n_real + refit["epochs_run"] * n_both,
-                        f"{detail}, then trained again on train + val for the {refit['epochs_run']} epochs "
-                        "validation chose; its last epoch tested"))
+                        f"{detail}, then trained again on train + val for as many epochs as validation chose for "
+                        "its seed (best_epoch); its last epoch tested"))
     return learned, fused
 
 
