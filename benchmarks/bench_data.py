@@ -50,7 +50,7 @@ class Trainer:
         self.model.train()
         self.forward = torch.compile(self.model) if compile_model else self.model
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        self.objective = engine._objective(1, cfg, cfg.warmup_epochs, cfg.warmup_loss, "hard")
+        self.objective = engine._objective(1, cfg)
 
     def step(self, sketch: Any, photo: Any, labels: Any) -> float:
         import torch

@@ -70,6 +70,70 @@ class TrainConfig:
     crop: bool = False  # crop sketches and photos to their drawing / object before squaring (data.loading)
     freeze_bn: bool = False  # trunk BatchNorm keeps its pretrained statistics while training (models.freeze_batchnorm)
     pool: str = "avg"  # convnext_infonce: avg (the seed's global pool) | grid2 | grid3 | grid4 (models.siamese)
+    # The training procedure (OPTION_FIELDS; engine.fit keywords before issue 22): stored, resolved, as the
+    # "options" of config.json and the checkpoints, apart from the fields above ("train" / "config").
+    sampler: str = "auto"  # auto (pk for category-level data, else photo_unique) | photo_unique | pk | random
+    mining: str = "hard"  # triplet negatives after the warm-up: hard | semihard
+    symmetric: bool = False  # InfoNCE in both directions
+    pair_weight: float = 1.0  # AAFG: weight of the cross-attention pair-ranking loss
+    pair_negatives: int = 3  # AAFG: negatives per anchor of the pair-ranking loss
+    head_bn: bool | None = None  # BN neck before L2 normalisation; None: the model's default (see sbir_utils.engine)
+    select_metric: str | None = None  # validation metric choosing best.pt; None: acc@1 or mAP@all (s2_ with AAFG CA)
+    model_path: str | Path | None = None  # start from this state dict or engine checkpoint
+    train_csv: str = "index_train.csv"  # training index, relative to the data root
+    val_csv: str = "index_val.csv"  # validation index (chooses best.pt)
+    save_state_dict: bool = False  # also write run_dir/model.pth, the best model's plain state dict
+    keep_last: int = 3  # newest epoch_XX.pt files kept (0: all)
+    skip_missing: bool = False  # leave out index rows whose files are missing (else they stop the run)
+
+
+OPTION_FIELDS = ("sampler", "mining", "symmetric", "pair_weight", "pair_negatives", "head_bn", "select_metric",
+                 "model_path", "train_csv", "val_csv", "save_state_dict", "keep_last", "skip_missing")
+WARMUP_LOSSES = ("infonce", "semihard")
+SAMPLERS = ("auto", "photo_unique", "pk", "random")
+
+
+def core_fields(cfg: TrainConfig) -> dict[str, Any]:
+    """The model and optimisation fields of ``cfg`` (all but OPTION_FIELDS): a checkpoint's ``config`` and
+    config.json's ``train``, the settings a resumed run must share."""
+    return {k: v for k, v in dataclasses.asdict(cfg).items() if k not in OPTION_FIELDS}
+
+
+def check_train_config(cfg: TrainConfig, names: dict[str, str] | None = None) -> None:
+    """The one check of training settings (``sbir train``, ``engine.fit`` and ``study.train_once`` call it):
+    every invalid one in one ``ValueError``, e.g. ``epochs must be >= 1, got 0; lr must be > 0, got 0.0``.
+    ``names``: how the messages name a field (``sbir train``: its flag, ``--temp`` for ``temperature``)."""
+    from .data.transforms import PHOTO_MODES
+    from .losses import MININGS
+    from .models.siamese import POOLS
+
+    def name(field_name: str) -> str:
+        return (names or {}).get(field_name, field_name)
+
+    problems = []
+    for key, low in (("epochs", 1), ("batch_size", 2), ("image_size", 16), ("embed_dim", 0), ("attn_reduction", 1),
+                     ("rerank_k", 0), ("num_workers", 0), ("warmup_epochs", 0), ("keep_last", 0)):
+        if getattr(cfg, key) < low:
+            problems.append(f"{name(key)} must be >= {low}, got {getattr(cfg, key)}")
+    for key in ("lr", "temperature"):
+        if not getattr(cfg, key) > 0:
+            problems.append(f"{name(key)} must be > 0, got {getattr(cfg, key)}")
+    if cfg.margin < 0:
+        problems.append(f"{name('margin')} must be >= 0, got {cfg.margin}")
+    if cfg.loss not in ("triplet", "infonce"):
+        problems.append(f"{name('loss')} must be 'triplet' or 'infonce', got {cfg.loss!r}")
+    for key, choices in (("photo_mode", PHOTO_MODES), ("warmup_loss", WARMUP_LOSSES), ("mining", MININGS),
+                         ("sampler", SAMPLERS)):
+        if getattr(cfg, key) not in choices:
+            problems.append(f"{name(key)} must be one of {choices}, got {getattr(cfg, key)!r}")
+    if cfg.pool not in POOLS or (cfg.pool != "avg" and cfg.model != "convnext_infonce"):
+        problems.append(f"{name('pool')} must be one of {POOLS} (other than avg only for convnext_infonce), "
+                        f"got {cfg.pool!r}")
+    if cfg.freeze_bn and cfg.weights == "random" and not cfg.model_path:
+        problems.append("freeze_bn keeps the trunk's BatchNorm statistics of its initial weights, and random "
+                        "initialisation has none worth keeping: give --weights (or --model_path), or drop --freeze_bn")
+    if problems:
+        raise ValueError("; ".join(problems))
 
 
 @dataclass

@@ -20,7 +20,7 @@ import pandas as pd
 from matplotlib.ticker import MaxNLocator, NullFormatter
 
 from . import paths
-from .config import Profile, TrainConfig
+from .config import OPTION_FIELDS, Profile, TrainConfig, check_train_config, core_fields
 from .data import sources
 from .data.index import DatasetSpec
 from .fileio import atomic_write_text
@@ -35,14 +35,13 @@ TEMPERATURES = (0.02, 0.05, 0.1, 0.2)
 
 @dataclass(frozen=True)
 class Run:
-    """One training run: a model family, the data it trains on and its overrides of the profile."""
+    """One training run: a model family, the data it trains on and its overrides of the profile's settings."""
 
     name: str  # e.g. "aafg-fine-SA+CA"
     family: str  # "aafg" | "convnext"
     data: str  # "fine" | "category" | "scene-normal" | "scene-unseen-user" | "real"
     seed: int
     overrides: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields
-    options: dict[str, Any] = field(default_factory=dict)  # engine.fit keyword options
     group: str = ""  # what the run belongs to: "ablation", "seeds", "temperature", ...
 
 
@@ -71,7 +70,7 @@ def aafg_runs(profile: Profile, dataset: str = "embedded") -> list[Run]:
     # Without the BN neck, batch-hard triplet from random initialisation collapses (every embedding alike):
     # the study shows it rather than hiding it.
     runs.append(Run(f"aafg-{data}-SA+CA-no-bn-neck", "aafg", data, seeds[0],
-                    options={"head_bn": False, "warmup_epochs": 0},
+                    {"head_bn": False, "warmup_epochs": 0},
                     group="collapse"))
     if _random_init(profile.aafg):
         runs.append(Run(f"aafg-{data}-SA+CA-random-init", "aafg", data, seeds[0], _random_init(profile.aafg),
@@ -119,29 +118,45 @@ def run_dir(profile: Profile, run: Run, dataset: str = "embedded") -> Path:
 # TrainConfig fields added after runs were made: at these defaults they are left out of the fingerprint,
 # so that those runs stay valid.
 LATER_FIELDS: dict[str, Any] = {"photo_mode": "rgb", "crop": False, "freeze_bn": False, "pool": "avg"}
+# Before issue 22 the training procedure (OPTION_FIELDS) was given to engine.fit as keywords, and so was
+# the warm-up of the collapse run, over its profile's: fingerprints hash a run the way it was given then.
+KEYWORD_FIELDS = ("warmup_epochs", "warmup_loss")
 
 
-def _fingerprint(cfg: TrainConfig, options: dict[str, Any], spec: DatasetSpec) -> str:
-    values = {k: v for k, v in dataclasses.asdict(cfg).items() if LATER_FIELDS.get(k, object()) != v}
+def fingerprint_values(cfg: TrainConfig, keyword_bases: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """``[config, options]``, the settings a run's fingerprint hashes, in their shape before issue 22: the
+    TrainConfig fields of then (LATER_FIELDS left out at their defaults) and the fit keywords given (the
+    OPTION_FIELDS not at their defaults). ``keyword_bases``: KEYWORD_FIELDS the run set, with the values
+    they were given over (hashed among the config; ``cfg``'s among the options)."""
+    bases = keyword_bases or {}
+    config = {k: bases.get(k, v) for k, v in core_fields(cfg).items() if LATER_FIELDS.get(k, object()) != v}
+    default = TrainConfig()
+    options = {k: getattr(cfg, k) for k in OPTION_FIELDS if getattr(cfg, k) != getattr(default, k)}
+    options.update({k: getattr(cfg, k) for k in bases})
+    return [config, options]
+
+
+def _fingerprint(cfg: TrainConfig, spec: DatasetSpec, keyword_bases: dict[str, Any] | None = None) -> str:
     digest = hashlib.sha256()
-    digest.update(json.dumps([values, options], sort_keys=True, default=str).encode())
+    digest.update(json.dumps(fingerprint_values(cfg, keyword_bases), sort_keys=True, default=str).encode())
     for split in ("train", "val"):
         digest.update(spec.csv(split).read_bytes())
-    for init in (options.get("model_path"), cfg.weights):  # a run initialised from a file is stale when it changes
+    for init in (cfg.model_path, cfg.weights):  # a run initialised from a file is stale when it changes
         if init and init not in ("random", "imagenet") and not is_packaged(init):  # packaged: checksum-pinned
             digest.update(Path(init).read_bytes())
     return digest.hexdigest()
 
 
-def train_once(cfg: TrainConfig, spec: DatasetSpec, out: Path, options: dict[str, Any] | None = None,
-               describe: dict[str, Any] | None = None, progress: bool = False) -> dict[str, Any]:
-    """``engine.fit(cfg, spec, out, **options)`` unless ``out`` holds a finished run with the same settings
+def train_once(cfg: TrainConfig, spec: DatasetSpec, out: Path, describe: dict[str, Any] | None = None,
+               progress: bool = False, keyword_bases: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``engine.fit(cfg, spec.index_dir, out)`` unless ``out`` holds a finished run with the same settings
     and input indexes (then its summary is returned, ``reused`` True); an identical unfinished run is
-    resumed from its last epoch checkpoint. ``describe`` is stored in ``out/plan.json`` for readers."""
+    resumed from its last epoch checkpoint. ``describe`` is stored in ``out/plan.json`` for readers;
+    ``keyword_bases``: see :func:`fingerprint_values`."""
     from . import engine
 
-    options = dict(options or {})
-    fingerprint = _fingerprint(cfg, options, spec)
+    check_train_config(cfg)
+    fingerprint = _fingerprint(cfg, spec, keyword_bases)
     plan_file, summary_file = out / "plan.json", out / "summary.json"
     same_plan = plan_file.exists() and json.loads(plan_file.read_text()).get("fingerprint") == fingerprint
     if same_plan and summary_file.exists():
@@ -152,9 +167,15 @@ def train_once(cfg: TrainConfig, spec: DatasetSpec, out: Path, options: dict[str
         atomic_write_text(plan_file, json.dumps({"fingerprint": fingerprint, "run": describe or {}}, indent=2,
                                                 default=str))
     summary_file.unlink(missing_ok=True)
-    summary = engine.fit(cfg, spec.index_dir, out, resume=resume, overwrite=not resume, progress=progress, **options)
+    summary = engine.fit(cfg, spec.index_dir, out, resume=resume, overwrite=not resume, progress=progress)
     atomic_write_text(summary_file, json.dumps(summary, indent=2, default=str))
     return {**summary, "reused": False}
+
+
+def keyword_bases(profile: Profile, run: Run) -> dict[str, Any]:
+    """The profile's values of the KEYWORD_FIELDS ``run`` overrides (see :func:`fingerprint_values`)."""
+    base = profile.aafg if run.family == "aafg" else profile.convnext
+    return {k: getattr(base, k) for k in KEYWORD_FIELDS if k in run.overrides}
 
 
 def train(profile: Profile, run: Run, dataset: str = "embedded", data_root: str | None = None,
@@ -162,7 +183,7 @@ def train(profile: Profile, run: Run, dataset: str = "embedded", data_root: str 
     """Train ``run`` unless an identical finished run exists (an identical unfinished one is resumed);
     returns the engine's summary."""
     return train_once(train_config(profile, run), dataset_spec(profile, run, dataset, data_root),
-                      run_dir(profile, run, dataset), run.options, dataclasses.asdict(run), progress)
+                      run_dir(profile, run, dataset), dataclasses.asdict(run), progress, keyword_bases(profile, run))
 
 
 def train_all(profile: Profile, runs: list[Run], dataset: str = "embedded", data_root: str | None = None

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from . import paths
-from .config import PROFILES, TrainConfig, load_profile
+from .config import PROFILES, TrainConfig, check_train_config, load_profile
 from .data.index import SPEC_FILE
 from .models import MODELS
 
@@ -58,9 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="index folder with index_train.csv, index_val.csv (and dataset.json), a folder with one "
                         "such folder per --split, or a raw FS-COCO / Sketchy / TU-Berlin / QMUL / paired-folders "
                         "dataset in its official layout (indexed once, reused until the folder changes)")
-    d.add_argument("--train_csv", default="index_train.csv", help="training index, relative to --data_root")
-    d.add_argument("--val_csv", default="index_val.csv",
-                   help="validation index (chooses best.pt; the test split is never read here)")
+    d.add_argument("--train_csv", help="training index, relative to --data_root (default index_train.csv)")
+    d.add_argument("--val_csv", help="validation index (chooses best.pt; the test split is never read here; default "
+                                     "index_val.csv)")
     d.add_argument("--split", choices=SPLITS, default=None,
                    help="FS-COCO split: use DATA_ROOT/<split>/ when it exists, or index a raw FS-COCO folder with "
                         "that split (unseen-user holds out whole drawers)")
@@ -111,13 +111,13 @@ def _optimisation_and_run_arguments(parser: argparse.ArgumentParser) -> None:
     o.add_argument("--margin", type=float, help="triplet margin (0.2)")
     o.add_argument("--temp", type=float, help="InfoNCE (and AAFG pair-loss) temperature (0.05)")
     o.add_argument("--symmetric", action="store_true", help="InfoNCE in both directions")
-    o.add_argument("--mining", choices=("hard", "semihard"), default="hard", help="triplet negative mining")
+    o.add_argument("--mining", choices=("hard", "semihard"), help="triplet negative mining (default hard)")
     o.add_argument("--warmup_epochs", type=int, default=None,
                    help="first epochs trained with --warmup_loss (batch-hard triplet from random init collapses; "
                         "default: the profile's)")
     o.add_argument("--warmup_loss", choices=("infonce", "semihard"), default=None,
                    help="loss of the --warmup_epochs: InfoNCE or semi-hard triplet (default: the profile's)")
-    o.add_argument("--pair_weight", type=float, default=1.0, help="AAFG: weight of the cross-attention pair loss")
+    o.add_argument("--pair_weight", type=float, help="AAFG: weight of the cross-attention pair loss (default 1)")
     neck = o.add_mutually_exclusive_group()
     neck.add_argument("--head_bn", action="store_true",
                       help="BN neck before L2 normalisation (default: on for aafg; for convnext_infonce only "
@@ -127,7 +127,7 @@ def _optimisation_and_run_arguments(parser: argparse.ArgumentParser) -> None:
     o.add_argument("--select_metric", default=None, choices=SELECT_METRICS, metavar="METRIC",
                    help="validation metric that picks best.pt: acc@1, mrr, mAP@all, s2_acc@1 ... (default: acc@1 "
                         "fine-grained, mAP@all category-level; s2_ with AAFG cross-attention)")
-    o.add_argument("--sampler", choices=("auto", "photo_unique", "pk", "random"), default="auto",
+    o.add_argument("--sampler", choices=("auto", "photo_unique", "pk", "random"),
                    help="batches: auto = P x K classes for category-level data, else one row per photo")
     o.add_argument("--amp", action="store_true", help="mixed precision (bf16, or fp16 on GPUs without bf16)")
     r = parser.add_argument_group("run")
@@ -141,7 +141,7 @@ def _optimisation_and_run_arguments(parser: argparse.ArgumentParser) -> None:
     r.add_argument("--resume", action="store_true", help="continue the run in --log_dir from its newest epoch_XX.pt")
     r.add_argument("--overwrite", action="store_true", help="replace an existing run in --log_dir")
     r.add_argument("--save", action="store_true", help="also write LOG_DIR/model.pth, the best model's plain state dict")
-    r.add_argument("--keep_last", type=int, default=3, help="keep the newest N epoch_XX.pt files (0 = all)")
+    r.add_argument("--keep_last", type=int, help="keep the newest N epoch_XX.pt files (0 = all; default 3)")
     r.add_argument("--no_progress", action="store_true", help="no progress bar")
 
 
@@ -149,11 +149,22 @@ FLAG_TO_FIELD = {"backbone": "backbone", "weights": "weights", "image_size": "im
                  "attn_reduction": "attn_reduction", "photo_mode": "photo_mode", "crop": "crop",
                  "freeze_bn": "freeze_bn", "pool": "pool", "rerank_k": "rerank_k", "epochs": "epochs",
                  "batch_size": "batch_size", "lr": "lr", "weight_decay": "weight_decay", "loss": "loss",
-                 "margin": "margin", "temp": "temperature", "seed": "seed", "num_workers": "num_workers"}
+                 "margin": "margin", "temp": "temperature", "seed": "seed", "num_workers": "num_workers",
+                 "train_csv": "train_csv", "val_csv": "val_csv", "mining": "mining", "warmup_epochs": "warmup_epochs",
+                 "warmup_loss": "warmup_loss", "pair_weight": "pair_weight", "select_metric": "select_metric",
+                 "sampler": "sampler", "model_path": "model_path", "keep_last": "keep_last"}
+# switches given: (field, value)
+SWITCH_TO_FIELD = {"amp": ("amp", True), "no_self_attention": ("self_attention", False),
+                   "no_cross_attention": ("cross_attention", False), "symmetric": ("symmetric", True),
+                   "head_bn": ("head_bn", True), "no_head_bn": ("head_bn", False), "save": ("save_state_dict", True),
+                   "skip_missing": ("skip_missing", True)}
+# how a problem with a setting names it (config.check_train_config): by its flag
+FIELD_FLAGS = {f.name: f"--{f.name}" for f in dataclasses.fields(TrainConfig)} | {
+    field: f"--{flag}" for flag, field in FLAG_TO_FIELD.items()} | {"save_state_dict": "--save"}
 
 
 def resolve_config(args: argparse.Namespace) -> TrainConfig:
-    """The profile's section for ``--model``, overridden by the flags that were given."""
+    """The profile's section for ``--model``, overridden by the flags that were given: every setting of the run."""
     profile = load_profile(args.profile)
     cfg = profile.aafg if args.model == "aafg" else profile.convnext
     changes: dict[str, Any] = {"model": args.model}
@@ -163,12 +174,9 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
         value = getattr(args, flag, None)
         if value is not None:
             changes[field] = value
-    if getattr(args, "amp", False):
-        changes["amp"] = True
-    if getattr(args, "no_self_attention", False):
-        changes["self_attention"] = False
-    if getattr(args, "no_cross_attention", False):
-        changes["cross_attention"] = False
+    for flag, (field, value) in SWITCH_TO_FIELD.items():
+        if getattr(args, flag, False):
+            changes[field] = value
     return dataclasses.replace(cfg, **changes)
 
 
@@ -204,19 +212,6 @@ def resolve_data_root(data_root: str, split: str | None, val_unseen: bool = Fals
     raise FileNotFoundError(f"{root / split}: no index folder for split {split!r} (build it with 'sbir index fscoco')")
 
 
-def check_numbers(args: argparse.Namespace) -> None:
-    for name, low in (("epochs", 1), ("batch_size", 2), ("image_size", 16), ("embed_dim", 0),
-                      ("attn_reduction", 1), ("rerank_k", 0), ("num_workers", 0), ("warmup_epochs", 0),
-                      ("keep_last", 0)):
-        value = getattr(args, name, None)
-        if value is not None and value < low:
-            raise ValueError(f"--{name} must be >= {low}, got {value}")
-    for name in ("lr", "temp"):
-        value = getattr(args, name, None)
-        if value is not None and not value > 0:
-            raise ValueError(f"--{name} must be > 0, got {value}")
-
-
 def error(command: str, exc: BaseException) -> int:
     """Print one ``sbir COMMAND: error: ...`` line (no traceback) and return the usage-error status."""
     text = str(exc)
@@ -233,19 +228,14 @@ def run(args: argparse.Namespace) -> int:
     from .models.backbones import WeightsUnavailableError
 
     try:
-        check_numbers(args)
         cfg = resolve_config(args)
+        check_train_config(cfg, FIELD_FLAGS)
         data_root = resolve_data_root(args.data_root, args.split, args.val_unseen, "train")
         log_dir = Path(args.log_dir) if args.log_dir else paths.runs_dir() / cfg.model / data_root.resolve().name
         if args.model_path and not Path(args.model_path).is_file():
             raise FileNotFoundError(f"{args.model_path}: --model_path file not found")
-        summary = fit(cfg, data_root, log_dir, args.train_csv, args.val_csv, resume=args.resume,
-                      sampler=args.sampler, warmup_epochs=args.warmup_epochs, warmup_loss=args.warmup_loss,
-                      mining=args.mining, symmetric=args.symmetric, pair_weight=args.pair_weight,
-                      head_bn=False if args.no_head_bn else (True if args.head_bn else None), select_metric=args.select_metric,
-                      device="cpu" if args.no_cuda else None, model_path=args.model_path, save_state_dict=args.save,
-                      keep_last=args.keep_last, overwrite=args.overwrite, progress=not args.no_progress,
-                      skip_missing=args.skip_missing)
+        summary = fit(cfg, data_root, log_dir, resume=args.resume, overwrite=args.overwrite,
+                      progress=not args.no_progress, device="cpu" if args.no_cuda else None)
     except NonFiniteLossError as exc:
         print(f"sbir train: error: {exc}", file=sys.stderr)
         return 1

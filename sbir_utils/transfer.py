@@ -74,14 +74,15 @@ class TransferPlan:
 
 
 def base_config(plan: TransferPlan) -> TrainConfig:
-    """The profile's TrainConfig for the transfer model, with the transfer section's settings and random
-    initial weights (the section's ``weights`` go to the pretrained-init row only)."""
+    """The profile's TrainConfig for the transfer model, with the transfer section's settings, random initial
+    weights (the section's ``weights`` go to the pretrained-init row only) and best epochs chosen by MRR."""
     t, profile = plan.settings(), load_profile(plan.profile)
     cfg = profile.aafg if t.model == "aafg" else profile.convnext
     changes: dict[str, Any] = {"model": t.model, "backbone": t.backbone, "weights": "random",  # scratch is scratch
                                "freeze_bn": False,  # random BN statistics are nothing to keep
                                "image_size": t.image_size, "batch_size": t.batch_size, "lr": t.lr,
-                               "temperature": t.temperature, "photo_mode": t.photo_mode, "crop": t.crop}
+                               "temperature": t.temperature, "photo_mode": t.photo_mode, "crop": t.crop,
+                               "select_metric": "mrr"}
     if t.model == "convnext_infonce":
         changes["loss"] = "infonce"
     return dataclasses.replace(cfg, **changes)
@@ -178,9 +179,9 @@ def _refit(init_cfg: TrainConfig, init: dict[str, Any], real: DatasetSpec, out: 
                       for split in ("train", "val")], ignore_index=True)
     train_csv = out / "index_train+val.csv"
     atomic_write_text(train_csv, both.to_csv(index=False))
-    cfg = dataclasses.replace(init_cfg, epochs=int(init["best_epoch"]))
-    return study.train_once(cfg, real, out / "run", {"select_metric": "mrr", "train_csv": str(train_csv.resolve())},
-                            {"row": "pretrained-refit", "seed": seed, "epochs_from": init["run_dir"]}, progress)
+    cfg = dataclasses.replace(init_cfg, epochs=int(init["best_epoch"]), train_csv=str(train_csv.resolve()))
+    return study.train_once(cfg, real, out / "run", {"row": "pretrained-refit", "seed": seed,
+                                                     "epochs_from": init["run_dir"]}, progress)
 
 
 _Learned = tuple[str, dict[str, Any], float, int, str]  # (row, run summary, minutes, pairs seen, detail)
@@ -207,7 +208,7 @@ def _pretrained_rows(tab: _Table, scr_cfg: TrainConfig, seed: int) -> tuple[list
     init_cfg = dataclasses.replace(scr_cfg, weights=t.weights, epochs=e_init, backbone=t.init_backbone or scr_cfg.backbone,
                                    image_size=t.init_image_size or scr_cfg.image_size, freeze_bn=t.freeze_bn,
                                    pool=t.init_pool)
-    init = study.train_once(init_cfg, real, runs / "pretrained-init" / f"seed{seed}", {"select_metric": "mrr"},
+    init = study.train_once(init_cfg, real, runs / "pretrained-init" / f"seed{seed}",
                             {"row": "pretrained-init", "seed": seed, "weights": t.weights}, tab.progress)
     detail = (f"{init_cfg.backbone} from {t.weights} weights, {init_cfg.image_size} px, "
               f"{'BN statistics frozen, ' if t.freeze_bn else ''}"
@@ -232,15 +233,14 @@ def _embedded_rows(tab: _Table, base: TrainConfig, embedded: DatasetSpec, n_emb:
     """``zero-shot`` (the embedded pre-training run) and ``fine-tuned`` (it, then the real training split)."""
     t, runs, learned = tab.t, tab.runs, []
     pre_cfg = dataclasses.replace(base, seed=seed, epochs=t.pretrain_epochs)
-    pre = study.train_once(pre_cfg, embedded, runs / "pretrain" / f"seed{seed}", {"select_metric": "mrr"},
-                           {"row": "pretrain", "seed": seed}, tab.progress)
+    pre = study.train_once(pre_cfg, embedded, runs / "pretrain" / f"seed{seed}", {"row": "pretrain", "seed": seed},
+                           tab.progress)
     if "zero-shot" in tab.wanted:
         learned.append(("zero-shot", pre, pre["wall_time_s"] / 60, t.pretrain_epochs * n_emb,
                         f"{t.pretrain_epochs} embedded epochs, no real sketch"))
     if "fine-tuned" in tab.wanted:
-        fine_cfg = dataclasses.replace(base, seed=seed, epochs=t.epochs)
+        fine_cfg = dataclasses.replace(base, seed=seed, epochs=t.epochs, model_path=pre["best_checkpoint"])
         fine = study.train_once(fine_cfg, tab.real, runs / "fine-tuned" / f"seed{seed}",
-                                {"select_metric": "mrr", "model_path": pre["best_checkpoint"]},
                                 {"row": "fine-tuned", "seed": seed, "init_from": pre["best_checkpoint"]}, tab.progress)
         learned.append(("fine-tuned", fine, pre["wall_time_s"] / 60 + fine["wall_time_s"] / 60,
                         t.pretrain_epochs * n_emb + t.epochs * tab.n_real,
@@ -279,8 +279,8 @@ def run_transfer(plan: TransferPlan, progress: bool = False, rows_wanted: tuple[
         fused: list[dict[str, Any]] = []  # the HOG-fused row, after the learned rows of its seed
         scr_cfg = dataclasses.replace(base, seed=seed, epochs=e_scratch)
         if "scratch" in wanted:
-            scr = study.train_once(scr_cfg, real, tab.runs / "scratch" / f"seed{seed}", {"select_metric": "mrr"},
-                                   {"row": "scratch", "seed": seed}, progress)
+            scr = study.train_once(scr_cfg, real, tab.runs / "scratch" / f"seed{seed}", {"row": "scratch", "seed": seed},
+                                   progress)
             learned.append(("scratch", scr, scr["wall_time_s"] / 60, e_scratch * n_real, f"{e_scratch} real epochs"))
         if pretrained:
             learned_init, fused = _pretrained_rows(tab, scr_cfg, seed)

@@ -45,9 +45,9 @@ def scores(monkeypatch) -> dict[int, float]:
     return chosen
 
 
-def _fit(data, run_dir, **kw):
-    kw = {"progress": False, "keep_last": 0, "select_metric": "mAP@all", **kw}
-    return fit(kw.pop("cfg", CFG), data, run_dir, **kw)
+def _fit(data, run_dir, cfg=CFG, resume=False, **settings):
+    settings = {"keep_last": 0, "select_metric": "mAP@all", **settings}
+    return fit(dataclasses.replace(cfg, **settings), data, run_dir, resume=resume, progress=False)
 
 
 def _links_work(folder: Path) -> bool:

@@ -44,3 +44,30 @@ def test_invalid_yaml(tmp_path: Path):
     bad.write_text("aafg: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_profile(bad)
+
+
+def test_one_check_of_the_settings_for_sbir_train_engine_fit_and_study(tmp_path, capsys):
+    """config.check_train_config is the one check: the same problems, in the same words, through each caller
+    (sbir train names them by flag), before anything is read or written."""
+    import dataclasses
+
+    from sbir_utils import cli, engine, study
+    from sbir_utils.config import TrainConfig, check_train_config
+
+    bad = dataclasses.replace(TrainConfig(), warmup_epochs=-1, temperature=0.0, mining="easy")
+    with pytest.raises(ValueError) as direct:
+        check_train_config(bad)
+    message = str(direct.value)
+    assert message == ("warmup_epochs must be >= 0, got -1; temperature must be > 0, got 0.0; mining must be one "
+                       "of ('hard', 'semihard'), got 'easy'")
+    with pytest.raises(ValueError) as through_fit:
+        engine.fit(bad, tmp_path / "no-data", tmp_path / "run", progress=False)
+    with pytest.raises(ValueError) as through_study:
+        study.train_once(bad, None, tmp_path / "study-run")  # checked before the indexes are read
+    assert str(through_fit.value) == str(through_study.value) == message
+    assert not (tmp_path / "run").exists() and not (tmp_path / "study-run").exists()
+    rc = cli.main(["train", "--data_root", str(tmp_path / "no-data"), "--log_dir", str(tmp_path / "cli-run"),
+                   "--warmup_epochs", "-1", "--temp", "0", "--mining", "semihard", "--profile", "smoke"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "sbir train: error: --warmup_epochs must be >= 0, got -1; --temp must be > 0, got 0.0" in err
+    assert not (tmp_path / "cli-run").exists()

@@ -35,8 +35,10 @@ def data(tmp_path_factory) -> Path:
     return make_tiny_dataset(tmp_path_factory.mktemp("engine_data"))
 
 
-def _fit(cfg, data, run_dir, **kw):
-    return fit(cfg, data, run_dir, progress=False, keep_last=0, **kw)
+def _fit(cfg, data, run_dir, resume=False, device=None, **settings):
+    """``fit`` without progress bar, keeping every epoch's checkpoint; ``settings``: TrainConfig fields."""
+    return fit(dataclasses.replace(cfg, keep_last=0, **settings), data, run_dir, resume=resume, progress=False,
+               device=device)
 
 
 def test_fit_writes_the_run_folder(data, tmp_path):
@@ -156,7 +158,7 @@ _DDP_WORKER = textwrap.dedent("""
     from sbir_utils.engine import fit
     torch.set_num_threads(1)
     cfg = TrainConfig(model="aafg", backbone="test_resnet", image_size=32, embed_dim=16, epochs=2,
-                      batch_size=int(sys.argv[4]), lr=1e-3, rerank_k=3, seed=7)
+                      batch_size=int(sys.argv[4]), lr=1e-3, rerank_k=3, seed=7, keep_last=0)
     model_holder = {}
     import sbir_utils.engine.training as eng  # where fit's set-up looks build_model up
     real = eng.build_model
@@ -164,7 +166,7 @@ _DDP_WORKER = textwrap.dedent("""
         model_holder["m"] = real(*a, **k)
         return model_holder["m"]
     eng.build_model = spy
-    fit(cfg, sys.argv[1], sys.argv[2], progress=False, keep_last=0)
+    fit(cfg, sys.argv[1], sys.argv[2], progress=False)
     total = sum(float(p.double().sum()) for p in model_holder["m"].parameters())
     with open(os.path.join(sys.argv[2], f"params_rank{os.environ.get('RANK', '0')}.txt"), "w") as f:
         f.write(repr(total))
@@ -204,8 +206,8 @@ _DDP_EXACT_WORKER = textwrap.dedent("""
     from sbir_utils.config import TrainConfig
     from sbir_utils.engine import fit
     torch.set_num_threads(1)
-    fit(TrainConfig(**json.loads(sys.argv[4])), sys.argv[1], sys.argv[2], progress=False, keep_last=0,
-        head_bn=False)
+    fit(TrainConfig(**{**json.loads(sys.argv[4]), "keep_last": 0, "head_bn": False}), sys.argv[1], sys.argv[2],
+        progress=False)
 """)
 
 

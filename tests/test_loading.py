@@ -212,18 +212,18 @@ def test_new_default_config_fields_keep_old_run_fingerprints(tmp_path):
     import json
 
     from sbir_utils import study
-    from sbir_utils.config import TrainConfig
+    from sbir_utils.config import TrainConfig, core_fields
     from sbir_utils.data.index import load_spec
 
     spec = load_spec(make_tiny_dataset(tmp_path / "d", photos=(2, 1, 1)))
     cfg = TrainConfig()
-    old = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("photo_mode", "crop", "freeze_bn", "pool")}  # before they existed
+    old = {k: v for k, v in core_fields(cfg).items() if k not in ("photo_mode", "crop", "freeze_bn", "pool")}  # before they existed
     digest = hashlib.sha256(json.dumps([old, {}], sort_keys=True, default=str).encode())
     for split in ("train", "val"):
         digest.update(spec.csv(split).read_bytes())
-    assert study._fingerprint(cfg, {}, spec) == digest.hexdigest()
-    assert study._fingerprint(dataclasses.replace(cfg, photo_mode="edges"), {}, spec) != digest.hexdigest()
-    assert study._fingerprint(dataclasses.replace(cfg, crop=True), {}, spec) != digest.hexdigest()
+    assert study._fingerprint(cfg, spec) == digest.hexdigest()
+    assert study._fingerprint(dataclasses.replace(cfg, photo_mode="edges"), spec) != digest.hexdigest()
+    assert study._fingerprint(dataclasses.replace(cfg, crop=True), spec) != digest.hexdigest()
 
 
 def _shoe_outline(canvas: int, box: tuple[int, int, int, int], width: int) -> Image.Image:

@@ -20,7 +20,7 @@ def test_plan_covers_the_ablation_seeds_collapse_and_category():
     assert [r.name for r in runs if r.group == "ablation"] == [
         "aafg-fine-baseline", "aafg-fine-+SA", "aafg-fine-+CA", "aafg-fine-SA+CA"]
     assert {r.seed for r in runs if r.name == "aafg-fine-SA+CA"} == set(p.evaluation.seeds)
-    assert "aafg-category-SA+CA" in names and any(r.options.get("head_bn") is False for r in runs)
+    assert "aafg-category-SA+CA" in names and any(r.overrides.get("head_bn") is False for r in runs)
     cfg = study.train_config(p, runs[0])
     assert (cfg.self_attention, cfg.cross_attention) == (False, False) and cfg.backbone == p.aafg.backbone
     real = study.aafg_runs(p, dataset="shoes")
@@ -106,3 +106,49 @@ def test_interrupted_run_is_resumed_not_restarted(smoke):
     assert list(history["epoch"]) == [1, 2]
     pd.testing.assert_frame_equal(history.iloc[:1], first_epoch)  # epoch 1 was not trained again (same wall time)
     assert again["best_value"] == pytest.approx(done["best_value"])
+
+
+# TrainConfig's fields before issue 22, when the training procedure was given to engine.fit as keywords.
+OLD_FIELDS = ("model", "backbone", "weights", "image_size", "embed_dim", "epochs", "batch_size", "lr", "weight_decay",
+              "loss", "margin", "temperature", "warmup_epochs", "warmup_loss", "self_attention", "cross_attention",
+              "attn_reduction", "rerank_k", "seed", "amp", "num_workers", "augment", "photo_mode", "crop", "freeze_bn",
+              "pool")
+
+
+def _old_digest(cfg, fit_keywords, spec):
+    """A run's fingerprint as computed before issue 22: [TrainConfig fields, the fit keywords given]."""
+    import hashlib
+    import json
+
+    values = {k: getattr(cfg, k) for k in OLD_FIELDS if study.LATER_FIELDS.get(k, object()) != getattr(cfg, k)}
+    digest = hashlib.sha256(json.dumps([values, fit_keywords], sort_keys=True, default=str).encode())
+    for split in ("train", "val"):
+        digest.update(spec.csv(split).read_bytes())
+    return digest.hexdigest()
+
+
+def test_fingerprints_of_finished_runs_are_those_of_before_issue_22(tmp_path):
+    """Finished runs are reused by fingerprint: one TrainConfig per run must hash as the TrainConfig plus fit
+    keywords they were trained with (cpu profile: a plain run, the collapse run's warm-up keywords over the
+    profile's, a transfer run's select_metric and train_csv)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_loading import make_tiny_dataset
+
+    from sbir_utils.data.index import load_spec
+
+    spec = load_spec(make_tiny_dataset(tmp_path / "d", photos=(2, 1, 1)))
+    p = load_profile("cpu")
+    runs = {r.name: r for r in study.aafg_runs(p)}
+    plain, collapse = runs["aafg-fine-SA+CA"], runs["aafg-fine-SA+CA-no-bn-neck"]
+    assert p.aafg.warmup_epochs != 0 and study.train_config(p, collapse).warmup_epochs == 0
+    for run, keywords in ((plain, {}), (collapse, {"head_bn": False, "warmup_epochs": 0})):
+        then = dataclasses.replace(p.aafg, seed=run.seed)  # the collapse run's warm-up was a fit keyword
+        new = study._fingerprint(study.train_config(p, run), spec, study.keyword_bases(p, run))
+        assert new == _old_digest(then, keywords, spec), run.name
+    csv = str(tmp_path / "index_train+val.csv")
+    refit = dataclasses.replace(p.convnext, select_metric="mrr", train_csv=csv)
+    assert study._fingerprint(refit, spec) == _old_digest(p.convnext, {"select_metric": "mrr", "train_csv": csv}, spec)
+    assert study._fingerprint(dataclasses.replace(refit, mining="semihard"), spec) != study._fingerprint(refit, spec)

@@ -2,13 +2,14 @@
 
 One concern per module: ``rng`` (seeding, RNG state), ``device`` (device, autocast), ``checkpoints``
 (checkpoint files, ``load_model``), ``distributed`` (process group, gathering), ``inference`` (``encode``,
-``retrieval_metrics``, ``evaluate``), ``objectives`` (loss, warm-up, LR schedule, setting checks),
+``retrieval_metrics``, ``evaluate``), ``objectives`` (loss, warm-up, LR schedule),
 ``state`` (a run's state), ``training`` (``fit``: set-up, resume, epochs, steps) and ``run_folder`` (the
 files below, validation and best-epoch choice). Everything callers use is importable from here.
 
 A run directory holds::
 
-    config.json            the resolved settings (TrainConfig + engine options + data paths)
+    config.json            the resolved settings: "train" (TrainConfig's model and optimisation fields),
+                           "options" (its training-procedure fields, resolved, + data paths), "device"
     metrics.csv            one row per epoch: loss, lr, validation metrics, throughput, wall time
     tb/                    TensorBoard scalars (tensorboard --logdir RUN_DIR/tb)
     checkpoints/epoch_XX.pt, checkpoints/best.pt   (the best epoch's epoch_XX.pt is a hard link to best.pt:
@@ -63,7 +64,6 @@ from .inference import _resolve_csv as _resolve_csv
 from .inference import _sorted_index as _sorted_index
 from .inference import encode, evaluate, retrieval_metrics
 from .objectives import WARMUP_LOSSES, compute_loss, cosine_lr
-from .objectives import _check_config as _check_config
 from .objectives import _objective as _objective
 from .rng import rng_state, seed_everything, set_rng_state
 from .training import NonFiniteLossError, fit

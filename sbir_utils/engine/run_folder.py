@@ -4,7 +4,6 @@ TensorBoard writer, rank 0's end of every epoch (validation row, best epoch, ``b
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import sys
@@ -16,6 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..config import core_fields
 from ..fileio import atomic_path, atomic_write, atomic_write_text
 from . import checkpoints
 from .inference import retrieval_metrics
@@ -45,7 +45,7 @@ def _open_log(run: _Run) -> Any:
     writer = None
     if job.main:
         job.run_dir.mkdir(parents=True, exist_ok=True)
-        resolved = {"train": dataclasses.asdict(job.cfg), "options": run.options, "device": str(job.device)}
+        resolved = {"train": core_fields(job.cfg), "options": run.options, "device": str(job.device)}
         atomic_write_text(job.run_dir / "config.json", json.dumps(resolved, indent=2, default=str) + "\n")
         try:
             from torch.utils.tensorboard import SummaryWriter
@@ -105,7 +105,7 @@ def _save_checkpoints(run: _Run, epoch: int, improved: bool) -> None:
     state = {"format": checkpoints.CKPT_FORMAT, "epoch": epoch, "model": run.model.state_dict(),
              "optimizer": run.optimizer.state_dict(),
              "scheduler": {"kind": "cosine", "base_lr": cfg.lr, "epochs": cfg.epochs, "next_epoch": epoch + 1},
-             "scaler": run.scaler.state_dict(), "rng": rng_state(), "config": dataclasses.asdict(cfg),
+             "scaler": run.scaler.state_dict(), "rng": rng_state(), "config": core_fields(cfg),
              "options": run.options, "history": run.history, "best": run.best}
     # best.pt (and model.pth) before epoch_XX.pt: a run killed in between resumes from the previous
     # epoch and writes them again, instead of keeping a best.pt older than the "best" it records.
@@ -113,7 +113,7 @@ def _save_checkpoints(run: _Run, epoch: int, improved: bool) -> None:
     if improved:
         best = job.ckpt_dir / "best.pt"
         checkpoints.save_checkpoint(state, best)
-        if job.save_state_dict:
+        if cfg.save_state_dict:
             with atomic_path(job.run_dir / "model.pth") as tmp:
                 torch.save(run.model.state_dict(), tmp)
         # The same state: epoch_XX.pt is a second name of best.pt's file (a hard link; a copy of its bytes
@@ -122,8 +122,8 @@ def _save_checkpoints(run: _Run, epoch: int, improved: bool) -> None:
         run.last_good = checkpoints.link_checkpoint(best, epoch_path)
     else:
         run.last_good = checkpoints.save_checkpoint(state, epoch_path)
-    if job.keep_last > 0:
-        _rotate_checkpoints(run, job.keep_last)
+    if cfg.keep_last > 0:
+        _rotate_checkpoints(run, cfg.keep_last)
 
 
 def _rotate_checkpoints(run: _Run, keep_last: int) -> None:

@@ -16,33 +16,18 @@ from ..config import TrainConfig
 
 @dataclasses.dataclass
 class _Job:
-    """``fit``'s arguments with the warm-up defaults resolved, and this process's device, rank and world
-    size. ``sampler`` may still be ``auto`` and ``select_metric`` None (resolved in :class:`_Run`)."""
+    """``fit``'s arguments (the settings in ``cfg``, validated), and this process's device, rank and world
+    size. ``cfg.sampler`` may still be ``auto`` and ``cfg.select_metric`` None (resolved in :class:`_Run`)."""
 
     cfg: TrainConfig
     data_root: Path
     run_dir: Path
-    train_csv: str
-    val_csv: str
     resume: bool
-    sampler: str
-    warmup_epochs: int
-    warmup_loss: str
-    mining: str
-    symmetric: bool
-    pair_weight: float
-    pair_negatives: int
-    head_bn: bool | None
-    select_metric: str | None
-    model_path: str | Path | None
-    save_state_dict: bool
-    keep_last: int
     overwrite: bool
     progress: bool
     device: torch.device
     rank: int = 0
     world: int = 1
-    skip_missing: bool = False  # leave out index rows whose files are missing (else they stop the run)
 
     @property
     def main(self) -> bool:

@@ -4,7 +4,6 @@ docstring: determinism, objective, distributed); the run folder's files are writ
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
 import time
@@ -16,7 +15,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from ..config import TrainConfig
+from ..config import TrainConfig, check_train_config, core_fields
 from ..data.index import DatasetSpec, IndexValidationError, load_spec
 from ..data.loading import PairDataset, make_batch_sampler, make_loader
 from ..models import build_model, freeze_batchnorm, read_state_dict
@@ -25,7 +24,7 @@ from .checkpoints import latest_checkpoint, load_checkpoint
 from .device import autocast, resolve_device
 from .distributed import _all_mean, _init_distributed, gather_batch
 from .inference import _resolve_csv, _sorted_index
-from .objectives import _check_config, _check_options, cosine_lr
+from .objectives import cosine_lr
 from .rng import seed_everything, set_rng_state
 from .state import _EpochResult, _Job, _Run
 
@@ -34,75 +33,38 @@ class NonFiniteLossError(RuntimeError):
     """Training produced a NaN/inf loss; the run stopped and the last good checkpoint was kept."""
 
 
-def fit(
-    cfg: TrainConfig,
-    data_root: str | Path,
-    run_dir: str | Path,
-    train_csv: str = "index_train.csv",
-    val_csv: str = "index_val.csv",
-    resume: bool = False,
-    *,
-    sampler: str = "auto",
-    warmup_epochs: int | None = None,
-    warmup_loss: str | None = None,
-    mining: str = "hard",
-    symmetric: bool = False,
-    pair_weight: float = 1.0,
-    pair_negatives: int = 3,
-    head_bn: bool | None = None,
-    select_metric: str | None = None,
-    device: str | torch.device | None = None,
-    model_path: str | Path | None = None,
-    save_state_dict: bool = False,
-    keep_last: int = 3,
-    overwrite: bool = False,
-    progress: bool = True,
-    skip_missing: bool = False,
-) -> dict[str, Any]:
-    """Train ``cfg.model`` on ``data_root/train_csv``, validate on ``val_csv`` every epoch.
+def fit(cfg: TrainConfig, data_root: str | Path, run_dir: str | Path, *, resume: bool = False,
+        overwrite: bool = False, progress: bool = True, device: str | torch.device | None = None) -> dict[str, Any]:
+    """Train ``cfg.model`` on ``data_root/cfg.train_csv``, validate on ``cfg.val_csv`` every epoch.
 
     Args:
-        cfg: model and optimisation settings (epochs, batch_size per process, lr, loss, margin, ...).
+        cfg: every setting of the run, checked first (``config.check_train_config``): the model and
+            optimisation (epochs, batch_size per process, lr, loss, margin, warm-up ...) and the training
+            procedure (``config.OPTION_FIELDS``): sampler (``auto``: PK for category-level data, else
+            photo-unique), mining, symmetric, pair_weight / pair_negatives (AAFG pair-ranking loss), head_bn
+            (BN neck; None: always on for AAFG, on for ConvNeXt-InfoNCE only from random initialisation),
+            select_metric (chooses ``best.pt``), model_path (start from this state dict or engine checkpoint),
+            train_csv / val_csv, save_state_dict (also write ``run_dir/model.pth``), keep_last (newest
+            ``epoch_XX.pt`` files kept, 0: all), skip_missing (leave out index rows whose files are missing,
+            counted in config.json's ``options["skipped_rows"]``; else they stop the run, all listed).
         data_root: index folder (``index_*.csv`` + optional ``dataset.json``).
         run_dir: output folder (see the package docstring).
         resume: continue from the newest ``checkpoints/epoch_XX.pt`` of ``run_dir`` up to ``cfg.epochs``.
-        sampler: ``auto`` (PK for category-level data, else photo-unique) | ``photo_unique`` | ``pk`` | ``random``.
-        warmup_epochs, warmup_loss: first epochs trained with ``infonce`` or semi-hard triplet (default: the
-            config's ``warmup_epochs`` / ``warmup_loss``).
-        mining: ``hard`` | ``semihard`` for the triplet loss after warm-up.
-        symmetric: InfoNCE in both directions.
-        pair_weight, pair_negatives: AAFG pair-ranking loss weight and negatives per anchor.
-        head_bn: BN neck before L2 normalisation (see ``models.aafg.AAFG``; off reproduces the batch-hard
-            triplet collapse from random initialisation). ``None``: always on for AAFG; on for
-            ConvNeXt-InfoNCE only from random initialisation (where InfoNCE otherwise sits at log(batch)).
-        select_metric: validation metric choosing ``best.pt`` (``acc@1``, ``mAP@all``, ``s2_acc@1`` ...).
-        model_path: start from this state dict (a plain ``model.state_dict()`` or an engine checkpoint).
-        save_state_dict: also write ``run_dir/model.pth``, the best model's plain state dict (seed's ``--save``).
-        keep_last: keep only the newest ``keep_last`` ``epoch_XX.pt`` files (0 keeps all).
         overwrite: when not resuming and ``run_dir`` already holds a run, replace it (its checkpoints,
             metrics.csv, tb/ and model.pth are deleted); without it that is an error.
         progress: show a tqdm bar (stderr, redrawn at most every 5 s).
-        skip_missing: leave out index rows whose files are missing (counted in config.json's
-            ``options["skipped_rows"]``); without it such rows stop the run before training, all listed.
+        device: ``cpu``, ``cuda``, ``cuda:N`` or None (a GPU when there is one).
     Returns:
         summary dict: run_dir, best_epoch, best_metric, best_value, best_checkpoint, last_checkpoint,
-        epochs_run, final validation metrics, pairs_per_s, wall_time_s.
+        epochs_run, final validation metrics, pairs_per_s, wall_time_s, options.
     """
-    _check_config(cfg)
-    if cfg.freeze_bn and cfg.weights == "random" and not model_path:
-        raise ValueError("freeze_bn keeps the trunk's BatchNorm statistics of its initial weights, and random "
-                         "initialisation has none worth keeping: give --weights (or --model_path), or drop --freeze_bn")
-    warmup_epochs, warmup_loss = _check_options(cfg, warmup_epochs, warmup_loss, mining)
+    check_train_config(cfg)
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     device = resolve_device(device)
     rank, world, device, created_pg = _init_distributed(device)
     try:
-        job = _Job(cfg=cfg, data_root=Path(data_root), run_dir=Path(run_dir), train_csv=train_csv, val_csv=val_csv,
-                   resume=resume, sampler=sampler, warmup_epochs=warmup_epochs, warmup_loss=warmup_loss,
-                   mining=mining, symmetric=symmetric, pair_weight=pair_weight, pair_negatives=pair_negatives,
-                   head_bn=head_bn, select_metric=select_metric, model_path=model_path,
-                   save_state_dict=save_state_dict, keep_last=keep_last, overwrite=overwrite, progress=progress,
-                   device=device, rank=rank, world=world, skip_missing=skip_missing)
+        job = _Job(cfg=cfg, data_root=Path(data_root), run_dir=Path(run_dir), resume=resume, overwrite=overwrite,
+                   progress=progress, device=device, rank=rank, world=world)
         return _fit(job)
     finally:
         if created_pg and dist.is_initialized():
@@ -130,7 +92,7 @@ def _set_up(job: _Job) -> _Run:
     cfg, device = job.cfg, job.device
     spec, train_path, val_path, train_df, val_df = _read_data(job)
     sampler, select_metric, options = _resolve_options(job, spec, train_path, val_path)
-    if job.skip_missing:
+    if cfg.skip_missing:
         options["skipped_rows"] = {"train": dict(train_df.attrs["skipped"]), "val": dict(val_df.attrs["skipped"])}
     seed_everything(cfg.seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
@@ -162,11 +124,11 @@ def _read_data(job: _Job) -> tuple[DatasetSpec, Path, Path, pd.DataFrame, pd.Dat
     """``(spec, train_path, val_path, train_df, val_df)``: the index files, sorted; training needs two labels.
     The problems of both files (e.g. missing files) are raised together, each file's summary line first."""
     spec = load_spec(job.data_root)
-    train_path, val_path = _resolve_csv(spec, job.train_csv), _resolve_csv(spec, job.val_csv)
+    train_path, val_path = _resolve_csv(spec, job.cfg.train_csv), _resolve_csv(spec, job.cfg.val_csv)
     frames, problems = [], []
     for path in (train_path, val_path):
         try:
-            frames.append(_sorted_index(path, spec, job.skip_missing))
+            frames.append(_sorted_index(path, spec, job.cfg.skip_missing))
         except IndexValidationError as exc:
             problems.append(exc.problems)
     if problems:
@@ -182,37 +144,37 @@ def _resolve_options(job: _Job, spec: DatasetSpec, train_path: Path,
                      val_path: Path) -> tuple[str, str, dict[str, Any]]:
     """``(sampler, select_metric, options)``: the ``auto`` / None defaults chosen from the data's protocol and
     the model; ``options`` as stored in config.json and every checkpoint."""
-    cfg, sampler, select_metric = job.cfg, job.sampler, job.select_metric
+    cfg, sampler, select_metric = job.cfg, job.cfg.sampler, job.cfg.select_metric
     if sampler == "auto":
         sampler = "pk" if spec.protocol == "category" else "photo_unique"
     if select_metric is None:
         select_metric = "mAP@all" if spec.protocol == "category" else "acc@1"
         if cfg.model == "aafg" and cfg.cross_attention and cfg.rerank_k > 0:
             select_metric = "s2_" + select_metric
-    options = dict(sampler=sampler, warmup_epochs=job.warmup_epochs, warmup_loss=job.warmup_loss, mining=job.mining,
-                   symmetric=job.symmetric, pair_weight=job.pair_weight, pair_negatives=job.pair_negatives,
-                   head_bn=job.head_bn, select_metric=select_metric, world_size=job.world,
+    options = dict(sampler=sampler, warmup_epochs=cfg.warmup_epochs, warmup_loss=cfg.warmup_loss, mining=cfg.mining,
+                   symmetric=cfg.symmetric, pair_weight=cfg.pair_weight, pair_negatives=cfg.pair_negatives,
+                   head_bn=cfg.head_bn, select_metric=select_metric, world_size=job.world,
                    data_root=str(spec.index_dir), train_csv=str(train_path), val_csv=str(val_path),
-                   protocol=spec.protocol, model_path=str(job.model_path) if job.model_path else None)
+                   protocol=spec.protocol, model_path=str(cfg.model_path) if cfg.model_path else None)
     return sampler, select_metric, options
 
 
 def _build_model(job: _Job, options: dict[str, Any]) -> nn.Module:
-    """The model on ``job.device``, from ``job.model_path``'s weights if given; records the resolved BN neck in
+    """The model on ``job.device``, from ``cfg.model_path``'s weights if given; records the resolved BN neck in
     ``options["head_bn"]``."""
-    cfg, head_bn, state = job.cfg, job.head_bn, None
-    if job.model_path:
-        obj = load_checkpoint(job.model_path)
-        state = obj["model"] if isinstance(obj, dict) and "model" in obj and "config" in obj else read_state_dict(job.model_path)
+    cfg, head_bn, state = job.cfg, job.cfg.head_bn, None
+    if cfg.model_path:
+        obj = load_checkpoint(cfg.model_path)
+        state = obj["model"] if isinstance(obj, dict) and "model" in obj and "config" in obj else read_state_dict(cfg.model_path)
         if head_bn is None:  # follow the file (the seed's state dicts have no BN neck)
             head_bn = any(k.startswith("neck.") for k in state)
-    model = build_model(cfg, pair_negatives=job.pair_negatives, head_bn=head_bn)
+    model = build_model(cfg, pair_negatives=cfg.pair_negatives, head_bn=head_bn)
     options["head_bn"] = getattr(model, "neck", None) is not None  # as resolved (None: the model's default)
     if state is not None:
         try:
             model.load_state_dict(state, strict=True)
         except RuntimeError as exc:
-            raise ValueError(f"{job.model_path}: does not fit a {cfg.model} with backbone {cfg.backbone} and "
+            raise ValueError(f"{cfg.model_path}: does not fit a {cfg.model} with backbone {cfg.backbone} and "
                              f"embed_dim {cfg.embed_dim} ({str(exc).splitlines()[1].strip()[:300]})") from None
     model.to(job.device)
     return model
@@ -228,7 +190,7 @@ def _resume(run: _Run) -> None:
     ckpt = load_checkpoint(last)
     free = ("epochs", "num_workers")  # may change on resume
     stored = {k: v for k, v in ckpt["config"].items() if k not in free}
-    now = {k: v for k, v in dataclasses.asdict(job.cfg).items() if k not in free}
+    now = {k: v for k, v in core_fields(job.cfg).items() if k not in free}
     if stored != now:
         diff = sorted(k for k in set(stored) | set(now) if stored.get(k) != now.get(k))
         raise ValueError(f"{last}: was trained with different settings ({diff}); resume with the same ones")
@@ -268,7 +230,7 @@ def _train_epoch(run: _Run, epoch: int) -> _EpochResult:
                          f"({len(run.train_df)} rows, sampler {run.sampler}, {job.world} process(es))")
     loader = make_loader(run.dataset, batch_sampler=run.batches, num_workers=cfg.num_workers,
                          seed=cfg.seed * 1000 + epoch)
-    objective = objectives._objective(epoch, cfg, job.warmup_epochs, job.warmup_loss, job.mining)
+    objective = objectives._objective(epoch, cfg)
     lr = cosine_lr(cfg.lr, epoch, cfg.epochs)
     for group in run.optimizer.param_groups:
         group["lr"] = lr
@@ -309,7 +271,8 @@ def _train_step(run: _Run, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor
     with autocast(device, job.cfg.amp):
         out = run.train_model(sketch, photo, labels)
         out, batch_labels = gather_batch(out, labels, job.world)
-        loss, parts = objectives.compute_loss(out, batch_labels, job.cfg, objective, job.symmetric, job.pair_weight)
+        loss, parts = objectives.compute_loss(out, batch_labels, job.cfg, objective, job.cfg.symmetric,
+                                               job.cfg.pair_weight)
     bad = torch.tensor(0.0 if torch.isfinite(loss) else 1.0, device=device)
     if job.world > 1:
         dist.all_reduce(bad, op=dist.ReduceOp.MAX)

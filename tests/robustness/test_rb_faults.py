@@ -136,8 +136,8 @@ def test_death_right_after_the_first_checkpoint_write_of_an_improving_epoch_keep
     with a best.pt older than the best epoch its history records."""
     # Validation mAP of this run: 0.72, 0.75, 0.72, 0.83 (epochs 2 and 4 improve).
     cfg = TrainConfig(model="convnext_infonce", backbone="test_convnext", image_size=32, embed_dim=16, epochs=4,
-                      batch_size=4, lr=3e-3, loss="infonce", seed=42)
-    kw = dict(progress=False, keep_last=0, select_metric="mAP@all")
+                      batch_size=4, lr=3e-3, loss="infonce", seed=42, keep_last=0, select_metric="mAP@all")
+    kw = dict(progress=False)
     ref = engine.fit(cfg, data, tmp_path / "ref", **kw)
     improving = [int(e) for e, b in zip(*pd.read_csv(tmp_path / "ref" / "metrics.csv")[["epoch", "best"]].T.values)
                  if b and e >= 2]

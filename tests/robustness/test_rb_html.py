@@ -62,8 +62,8 @@ def test_hostile_photo_and_sketch_names_through_sbir_eval(tiny, tmp_path, capsys
     assert read_index(tiny / "index_test.csv")["path_image"].str.contains("<img", regex=False).any()
 
     cfg = TrainConfig(model="convnext_infonce", backbone="test_convnext", image_size=32, embed_dim=16, epochs=1,
-                      batch_size=8, lr=1e-3, loss="infonce", seed=7)
-    s = engine.fit(cfg, tiny, tmp_path / "run", progress=False, keep_last=0)
+                      batch_size=8, lr=1e-3, loss="infonce", seed=7, keep_last=0)
+    s = engine.fit(cfg, tiny, tmp_path / "run", progress=False)
     html_dir = tmp_path / f"{EVIL} gallery"
     rc, err = run_cli(capsys, ["eval", "--data_root", str(tiny), "--ckpt", s["best_checkpoint"], "--no_cuda",
                                "--html_dir", str(html_dir)])
