@@ -48,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--model", choices=MODELS, default="convnext_infonce",
                    help="architecture of the --model_path state dict (default convnext_infonce)")
     g.add_argument("--backbone", default=None,
-                   help="default: the profile's (cpu: convnext_atto, or resnet18 for aafg; the ConvNeXt "
+                   help="default: the profile's (cpu: tf_efficientnet_lite0 for both models; the ConvNeXt "
                         "seed's released files need --profile full: convnext_small at 224 px)")
     g.add_argument("--image_size", type=int, default=None, help="input side in pixels (default: the profile's)")
     g.add_argument("--embed_dim", type=int, default=None,

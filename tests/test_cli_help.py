@@ -127,3 +127,16 @@ def test_train_help_explains_the_seeds_flags(capsys):
     assert exc.value.code == 0
     out = capsys.readouterr().out
     assert "the seeds' flags" in out.lower() and "unchanged" in out
+
+
+def test_eval_backbone_help_names_the_cpu_profiles_backbones():
+    """The default named in ``sbir eval --backbone``'s help is the cpu profile's (it once named an old one)."""
+    import re
+
+    from sbir_utils.config import load_profile
+
+    parser, _ = cli.command_parser("eval")
+    text = next(a.help for a in parser._actions if "--backbone" in a.option_strings)
+    named = re.search(r"cpu: (\S+) for both models", text).group(1)
+    profile = load_profile("cpu")
+    assert named == profile.convnext.backbone == profile.aafg.backbone

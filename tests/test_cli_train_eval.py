@@ -101,7 +101,7 @@ def test_eval_loads_a_seed_format_state_dict(data, tmp_path, capsys):
     assert rc == 0, capsys.readouterr().err
     pages = sorted(p.parent.name for p in tmp_path.glob("eval_*/result.html"))
     assert pages == ["eval_model_normal_index_test", "eval_model_unseen_index_test"]
-    # without --backbone the default profile's (cpu: convnext_atto) does not fit: the error names --profile full
+    # without --backbone the default profile's (cpu: tf_efficientnet_lite0) does not fit: the error names --profile full
     rc = cli.main(["eval", "--model", "convnext_infonce", "--image_size", "32", "--data_root", str(data),
                    "--model_path", str(path), "--no_cuda"])
     err = capsys.readouterr().err
