@@ -131,8 +131,6 @@ def test_train_help_explains_the_seeds_flags(capsys):
 
 def test_eval_backbone_help_names_the_cpu_profiles_backbones():
     """The default named in ``sbir eval --backbone``'s help is the cpu profile's (it once named an old one)."""
-    import re
-
     from sbir_utils.config import load_profile
 
     parser, _ = cli.command_parser("eval")
