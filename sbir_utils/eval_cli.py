@@ -14,10 +14,10 @@ import json
 import math
 from pathlib import Path
 
+from .cli import SPLITS, error, resolve_data_root
 from .config import PROFILES
 from .fileio import atomic_write_text
 from .models import MODELS
-from .train_cli import SPLITS, error, resolve_data_root
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -194,8 +194,8 @@ def _collect(args: Any) -> list[str]:
 def run(args: Any) -> int:
     import os
 
+    from .cli import error
     from .engine import encode, load_model, resolve_device
-    from .train_cli import error
 
     try:
         device = resolve_device(no_cuda=args.no_cuda)

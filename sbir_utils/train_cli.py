@@ -16,20 +16,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from . import paths
+from .cli import SPLITS, error, resolve_data_root
 from .config import PROFILES, TrainConfig, check_train_config, load_profile
-from .data.index import SPEC_FILE
 from .models import MODELS
-
-SPLITS = ("normal", "unseen-file", "unseen-user")
-# Exit status for bad arguments or inputs (argparse's convention).
-USAGE_ERROR = 2
-
 
 VAL_METRICS = ("acc@1", "acc@5", "acc@10", "mrr", "mAP@all", "mAP@200", "P@100", "P@200")
 SELECT_METRICS = VAL_METRICS + tuple("s2_" + m for m in VAL_METRICS)
@@ -178,49 +172,6 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
         if getattr(args, flag, False):
             changes[field] = value
     return dataclasses.replace(cfg, **changes)
-
-
-def resolve_data_root(data_root: str, split: str | None, val_unseen: bool = False, command: str = "train") -> Path:
-    """The index folder to read: ``--data_root`` itself, its ``<split>/`` sub-folder when a split is asked
-    for, or, for a raw dataset folder in an official layout, its automatic index (``formats.auto``: built
-    once, reused while the folder is unchanged; one line on stderr says what was done)."""
-    root = Path(data_root)
-    if val_unseen and split not in (None, "unseen-file"):
-        raise ValueError(f"--val_unseen means --split unseen-file, but --split {split} was given")
-    split = "unseen-file" if val_unseen else split
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: data folder not found")
-    if split is not None and (root / split).is_dir():
-        return root / split
-    if not (root / SPEC_FILE).is_file() and not any(root.glob("*.csv")):  # not an index folder
-        from .data.formats import auto
-
-        if auto.detect(root) is not None:
-            home, line = auto.ensure_index(root, split)
-            if os.environ.get("RANK", "0") == "0":
-                print(f"sbir {command}: {line}", file=sys.stderr, flush=True)
-            return home
-        subs = sorted(d.name for d in root.iterdir() if (d / "index_train.csv").is_file())
-        if split is None and subs:
-            raise FileNotFoundError(f"{root}: holds the split folders {subs}; choose one with --split")
-        if split is None:
-            raise FileNotFoundError(f"{root}: no index_train.csv here, and not a raw layout this project recognises "
-                                    "(FS-COCO, Sketchy, TU-Berlin, QMUL, paired folders); build an index with "
-                                    f"'sbir index FORMAT {root} --out DIR' or start from data_templates/")
-    if split is None or split == "normal":
-        return root
-    raise FileNotFoundError(f"{root / split}: no index folder for split {split!r} (build it with 'sbir index fscoco')")
-
-
-def error(command: str, exc: BaseException) -> int:
-    """Print one ``sbir COMMAND: error: ...`` line (no traceback) and return the usage-error status."""
-    text = str(exc)
-    if "Original Traceback" in text:  # re-raised from a DataLoader worker: keep the worker's own message
-        last = text.strip().splitlines()[-1]
-        text = last.split(": ", 1)[1] if ": " in last else last
-    text = " ".join(text.split()) if not hasattr(exc, "problems") else text
-    print(f"sbir {command}: error: {text}", file=sys.stderr)
-    return USAGE_ERROR
 
 
 def run(args: argparse.Namespace) -> int:

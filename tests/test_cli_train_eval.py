@@ -55,10 +55,10 @@ def test_convnext_seed_flags(tmp_path):
     assert (cfg.model, cfg.loss, cfg.temperature, cfg.batch_size, cfg.seed) == ("convnext_infonce", "infonce",
                                                                                0.05, 60, 42)
     assert args.save and args.no_cuda and args.model_path == "m.pth"
-    root = train_cli.resolve_data_root(args.data_root, args.split, args.val_unseen)
+    root = cli.resolve_data_root(args.data_root, args.split, args.val_unseen)
     assert root == tmp_path / "fscoco" / "unseen-file"
     with pytest.raises(FileNotFoundError, match="unseen-user"):
-        train_cli.resolve_data_root(args.data_root, "unseen-user")
+        cli.resolve_data_root(args.data_root, "unseen-user")
 
 
 def test_train_then_eval_in_process(data, tmp_path, capsys):

@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     """Open the galleries, then serve the page until interrupted."""
     import uvicorn
 
-    from ..train_cli import error
+    from ..cli import error
     from .server import create_app
 
     try:
