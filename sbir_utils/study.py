@@ -108,7 +108,7 @@ def dataset_spec(profile: Profile, run: Run, dataset: str = "embedded", data_roo
     if run.data.startswith("scene-"):
         return sources.scene_spec(profile.name, dataset, data_root, run.data.removeprefix("scene-"))
     protocol = run.data if run.data in ("fine", "category") else "fine"
-    return sources.object_spec(profile.name, dataset, data_root, protocol)
+    return sources.object_spec(profile.name, dataset, data_root, protocol, prepare=False)
 
 
 def run_dir(profile: Profile, run: Run, dataset: str = "embedded") -> Path:
@@ -181,7 +181,9 @@ def keyword_bases(profile: Profile, run: Run) -> dict[str, Any]:
 def train(profile: Profile, run: Run, dataset: str = "embedded", data_root: str | None = None,
           progress: bool = False) -> dict[str, Any]:
     """Train ``run`` unless an identical finished run exists (an identical unfinished one is resumed);
-    returns the engine's summary."""
+    returns the engine's summary. The embedded set is generated first when missing or stale."""
+    if dataset == "embedded":
+        sources.prepare_embedded(profile.name)
     return train_once(train_config(profile, run), dataset_spec(profile, run, dataset, data_root),
                       run_dir(profile, run, dataset), dataclasses.asdict(run), progress, keyword_bases(profile, run))
 

@@ -7,6 +7,11 @@ Embedded layout (``sbir_utils.paths.embedded_dir(profile)``)::
     objects/category/index_{train,val,test}.csv  label = category  (category-level protocol)
     scenes/                                      FS-COCO layout (images/, raster_sketches/, ...)
     scenes/index/{normal,unseen-user}/           built from scenes/ by the FS-COCO importer
+
+Looking a dataset up (``scene_spec``, ``object_spec(..., prepare=False)``) reads only: a missing embedded
+set is an error that says how to make it. The entry points that train or audit (``sbir reproduce``,
+``study.train``, notebook 01) call :func:`prepare_embedded` first, which generates what is missing or stale
+(``sbir transfer`` still through ``object_spec``'s default, see there).
 """
 
 from __future__ import annotations
@@ -36,6 +41,22 @@ def prepare_embedded(profile: str) -> Path:
     return root
 
 
+def _embedded_spec(profile: str, rel: Path) -> DatasetSpec:
+    """The spec of ``embedded_root(profile) / rel``; writes nothing. Raises FileNotFoundError naming the folder
+    and the command that makes it when the set (or its scene index) has not been prepared."""
+    root = embedded_root(profile)
+    folder = root / rel
+    if not (folder / "index_train.csv").is_file():
+        name = Path(profile).stem
+        if rel.parts[0] == "scenes" and (root / "manifest.json").is_file():
+            how = (f"build it with sbir_utils.data.sources.prepare_embedded({name!r}) "
+                   f"(`sbir reproduce --profile {name}` does)")
+        else:
+            how = f"run `sbir data --profile {name}` / `make data PROFILE={name}`"
+        raise FileNotFoundError(f"embedded data for profile {name!r} not found at {folder}: {how}")
+    return load_spec(folder)
+
+
 def _real(data_root: str | Path | None, dataset: str) -> DatasetSpec:
     if not data_root:
         raise ValueError(f"dataset {dataset!r}: give data_root, the folder with index_train/val/test.csv "
@@ -44,12 +65,19 @@ def _real(data_root: str | Path | None, dataset: str) -> DatasetSpec:
 
 
 def object_spec(profile: str, dataset: str = "embedded", data_root: str | Path | None = None,
-                protocol: str = "fine") -> DatasetSpec:
-    """The object-level dataset (fine-grained or category-level) a notebook should read."""
+                protocol: str = "fine", *, prepare: bool = True) -> DatasetSpec:
+    """The object-level dataset (fine-grained or category-level) a notebook should read.
+
+    ``prepare=False`` only reads (``study.dataset_spec``, notebook 01). The default still runs
+    :func:`prepare_embedded` first for ``transfer.run_transfer``, which relies on it until it calls
+    ``prepare_embedded`` itself; then the keyword goes and every lookup only reads.
+    """
     if dataset == "embedded":
         if protocol not in ("fine", "category"):
             raise ValueError(f"protocol must be 'fine' or 'category', got {protocol!r}")
-        return load_spec(prepare_embedded(profile) / "objects" / protocol)
+        if prepare:
+            prepare_embedded(profile)
+        return _embedded_spec(profile, Path("objects") / protocol)
     return _real(data_root, dataset)
 
 
@@ -62,10 +90,11 @@ def scene_spec(profile: str, dataset: str = "embedded", data_root: str | Path | 
     if dataset == "embedded":
         if split not in SCENE_SPLITS:
             raise ValueError(f"embedded scenes have splits {SCENE_SPLITS}, got {split!r}")
-        return load_spec(prepare_embedded(profile) / "scenes" / "index" / split)
+        return _embedded_spec(profile, Path("scenes") / "index" / split)
     root = Path(_real(data_root, dataset).index_dir)
     return load_spec(root / split) if (root / split / "index_train.csv").exists() else load_spec(root)
 
 
 def embedded_root(profile: str) -> Path:
-    return paths.embedded_dir(profile)
+    """Where the profile's embedded set lives (a YAML path's file stem names the folder, as in ``sbir data``)."""
+    return paths.embedded_dir(Path(profile).stem)
