@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from sbir_utils.cli import package_version
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,3 +27,12 @@ def test_unknown_command_exits_2_with_a_hint():
     proc = _run("evall")
     assert proc.returncode == 2
     assert "unknown command 'evall' (did you mean eval?)" in proc.stderr
+
+
+def test_module_runs_cli_main_in_process(monkeypatch, capsys):
+    import runpy
+
+    monkeypatch.setattr(sys, "argv", ["sbir", "--version"])
+    with pytest.raises(SystemExit) as info:
+        runpy.run_module("sbir_utils.__main__", run_name="__main__")
+    assert info.value.code == 0 and capsys.readouterr().out.strip() == f"sbir {package_version()}"
