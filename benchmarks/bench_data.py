@@ -25,7 +25,7 @@ def setup_run(profile: str, family: str, **overrides: Any) -> tuple[Any, Any, An
     prof = load_profile(profile)
     cfg = dataclasses.replace(getattr(prof, family), weights="random", **overrides)
     sources.prepare_embedded(profile)  # generated when missing or stale; the lookups below only read
-    spec = (sources.object_spec(profile, "embedded", protocol="fine", prepare=False) if family == "aafg"
+    spec = (sources.object_spec(profile, "embedded", protocol="fine") if family == "aafg"
             else sources.scene_spec(profile, "embedded", split="normal"))
     df = engine._sorted_index(spec.csv("train"), spec)  # the engine's own (sorted) row order
     sampler = "pk" if spec.protocol == "category" else "photo_unique"

@@ -108,7 +108,7 @@ def dataset_spec(profile: Profile, run: Run, dataset: str = "embedded", data_roo
     if run.data.startswith("scene-"):
         return sources.scene_spec(profile.name, dataset, data_root, run.data.removeprefix("scene-"))
     protocol = run.data if run.data in ("fine", "category") else "fine"
-    return sources.object_spec(profile.name, dataset, data_root, protocol, prepare=False)
+    return sources.object_spec(profile.name, dataset, data_root, protocol)
 
 
 def run_dir(profile: Profile, run: Run, dataset: str = "embedded") -> Path:

@@ -259,6 +259,7 @@ def run_transfer(plan: TransferPlan, progress: bool = False, rows_wanted: tuple[
                          f"{real.protocol!r})")
     if not real.csv("test").is_file():
         raise FileNotFoundError(f"{real.csv('test')}: missing; the transfer table evaluates on the test split")
+    sources.prepare_embedded(plan.profile)  # the scratch row's budget and the embedded rows need the set
     embedded = sources.object_spec(plan.profile, "embedded", protocol="fine")
     n_emb = _n_train_pairs(embedded)
     base, t = base_config(plan), plan.settings()

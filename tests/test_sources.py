@@ -35,8 +35,8 @@ def _fail_prepare(profile):
 @pytest.mark.parametrize("lookup", [
     lambda: sources.scene_spec("smoke"),
     lambda: sources.scene_spec("smoke", split="unseen-user"),
-    lambda: sources.object_spec("smoke", prepare=False),
-    lambda: sources.object_spec("smoke", protocol="category", prepare=False),
+    lambda: sources.object_spec("smoke"),
+    lambda: sources.object_spec("smoke", protocol="category"),
 ])
 def test_lookup_of_a_missing_embedded_set_raises_and_writes_nothing(data_dir, monkeypatch, lookup):
     monkeypatch.setattr(sources, "prepare_embedded", _fail_prepare)
@@ -67,12 +67,14 @@ def test_lookup_reads_an_existing_embedded_set(data_dir, monkeypatch):
     fine = make_tiny_dataset(data_dir / "embedded" / "smoke" / "objects" / "fine")
     scenes = make_tiny_dataset(data_dir / "embedded" / "smoke" / "scenes" / "index" / "unseen-user")
     before = _listing(data_dir)
-    assert sources.object_spec("smoke", prepare=False).index_dir == fine.resolve()
+    assert sources.object_spec("smoke").index_dir == fine.resolve()
     assert sources.scene_spec("smoke", split="unseen-user").index_dir == scenes.resolve()
     assert _listing(data_dir) == before
 
 
-def test_object_spec_by_default_prepares_first(data_dir, monkeypatch):
+def test_transfer_prepares_the_embedded_set_before_looking_it_up(data_dir, monkeypatch):
+    from sbir_utils import transfer
+
     calls = []
 
     def prepare(profile):
@@ -80,13 +82,15 @@ def test_object_spec_by_default_prepares_first(data_dir, monkeypatch):
         make_tiny_dataset(data_dir / "embedded" / profile / "objects" / "fine")
 
     monkeypatch.setattr(sources, "prepare_embedded", prepare)
-    assert sources.object_spec("smoke").index_dir.parent.name == "objects"
-    assert calls == ["smoke"]
+    real = make_tiny_dataset(data_dir / "real", photos=(6, 3, 5), sketches=2, size=48)
+    plan = transfer.TransferPlan(real, data_dir / "out", "smoke", {"seeds": [0]})
+    transfer.run_transfer(plan, rows_wanted=("random",))
+    assert calls == ["smoke"] and (data_dir / "out" / "transfer.csv").is_file()
 
 
 def test_bad_protocol_split_and_missing_real_root(data_dir):
     with pytest.raises(ValueError, match="protocol must be 'fine' or 'category', got 'scene'"):
-        sources.object_spec("smoke", protocol="scene", prepare=False)
+        sources.object_spec("smoke", protocol="scene")
     with pytest.raises(ValueError, match="embedded scenes have splits .*got 'unseen-file'"):
         sources.scene_spec("smoke", split="unseen-file")
     with pytest.raises(ValueError, match="dataset 'sketchy': give data_root.*sbir index FORMAT"):

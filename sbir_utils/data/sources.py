@@ -8,10 +8,10 @@ Embedded layout (``sbir_utils.paths.embedded_dir(profile)``)::
     scenes/                                      FS-COCO layout (images/, raster_sketches/, ...)
     scenes/index/{normal,unseen-user}/           built from scenes/ by the FS-COCO importer
 
-Looking a dataset up (``scene_spec``, ``object_spec(..., prepare=False)``) reads only: a missing embedded
+Looking a dataset up (``scene_spec``, ``object_spec``) reads only: a missing embedded
 set is an error that says how to make it. The entry points that train or audit (``sbir reproduce``,
-``study.train``, notebook 01) call :func:`prepare_embedded` first, which generates what is missing or stale
-(``sbir transfer`` still through ``object_spec``'s default, see there).
+``study.train``, ``sbir transfer``, notebook 01) call :func:`prepare_embedded` first, which generates what
+is missing or stale.
 """
 
 from __future__ import annotations
@@ -65,18 +65,12 @@ def _real(data_root: str | Path | None, dataset: str) -> DatasetSpec:
 
 
 def object_spec(profile: str, dataset: str = "embedded", data_root: str | Path | None = None,
-                protocol: str = "fine", *, prepare: bool = True) -> DatasetSpec:
-    """The object-level dataset (fine-grained or category-level) a notebook should read.
-
-    ``prepare=False`` only reads (``study.dataset_spec``, notebook 01). The default still runs
-    :func:`prepare_embedded` first for ``transfer.run_transfer``, which relies on it until it calls
-    ``prepare_embedded`` itself; then the keyword goes and every lookup only reads.
-    """
+                protocol: str = "fine") -> DatasetSpec:
+    """The object-level dataset (fine-grained or category-level) a notebook should read; reads only (a
+    caller that needs the embedded set generated calls :func:`prepare_embedded` first)."""
     if dataset == "embedded":
         if protocol not in ("fine", "category"):
             raise ValueError(f"protocol must be 'fine' or 'category', got {protocol!r}")
-        if prepare:
-            prepare_embedded(profile)
         return _embedded_spec(profile, Path("objects") / protocol)
     return _real(data_root, dataset)
 
