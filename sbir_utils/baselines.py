@@ -19,7 +19,8 @@ from sklearn.model_selection import ParameterGrid
 
 from .data.images import load_image
 from .data.transforms import crop_to_object, photo_to_sketchlike, square_grey
-from .metrics import mean_metrics, per_query_metrics, unique_gallery
+from .metrics import mean_metrics, per_query_metrics
+from .retrieval_task import retrieval_task as build_task
 
 HOG_DEFAULTS: dict[str, Any] = {
     "orientations": 9,
@@ -187,10 +188,10 @@ HOG_GRID: dict[str, list] = {"size": [64], "photo_mode": ["grey", "edges"], "pix
 
 
 def retrieval_task(df: pd.DataFrame) -> tuple[list[str], list[str], np.ndarray]:
-    """Queries (every row's sketch), gallery (each photo once) and ``relevant`` (Q, G): same label."""
-    gallery, gallery_labels, _ = unique_gallery(df["image_file"].tolist(), df["label"].tolist())
-    relevant = df["label"].to_numpy()[:, None] == np.asarray(gallery_labels)[None, :]
-    return df["sketch_file"].tolist(), list(gallery), relevant
+    """Queries (every row's sketch), gallery (each photo once) and ``relevant`` (Q, G): same label
+    (``retrieval_task.retrieval_task`` with every row a query)."""
+    task = build_task(df, distinct_queries=False)
+    return task.query_files, task.gallery_files, task.relevant
 
 
 def baseline_per_query(train: pd.DataFrame, test: pd.DataFrame, seed: int = 0, grid: dict | None = None,

@@ -17,7 +17,8 @@ import torch
 from .. import engine
 from ..data.index import DatasetSpec, read_index
 from ..data.strokes import split_strokes
-from ..metrics import bootstrap_ci, per_query_from_embeddings, unique_gallery
+from ..metrics import bootstrap_ci, per_query_from_embeddings
+from ..retrieval_task import retrieval_task, sorted_index
 
 FRACTIONS = tuple(round(0.1 * i, 1) for i in range(1, 11))  # of a sketch's strokes, in drawing order
 
@@ -85,16 +86,13 @@ def partial_sketch_curve(checkpoint: str | Path, spec: DatasetSpec, test_csv: st
         n_queries, n_gallery, source`` (``strokes`` | ``stored sketch``).
     """
     model, cfg, _ = engine.load_model(checkpoint)
-    df = read_index(spec.index_dir / test_csv, spec)
-    df = df.sort_values(["path_sketch", "path_image", "label"], kind="stable").reset_index(drop=True)
-    queries = df.drop_duplicates("sketch_file", keep="first")
-    g_paths, g_labels, _ = unique_gallery(df["image_file"].tolist(), df["label"].astype(str).tolist())
+    task = retrieval_task(sorted_index(read_index(spec.index_dir / test_csv, spec)))  # as engine.evaluate's
+    queries, labels, g_paths, g_labels = task.queries, task.query_labels, task.gallery_files, task.gallery_labels
     g_emb, _ = engine.encode(model, g_paths, "photo", cfg.image_size, batch_size, photo_mode=cfg.photo_mode,
                              crop=cfg.crop)
     manifest = _manifest(spec)
     size = int(manifest["params"]["generator"]["sketch_size"])
     widths = {str(k): float(v["line_width"]) for k, v in manifest["drawers"].items()}
-    labels = queries["label"].astype(str).to_numpy()
     rows = []
     with tempfile.TemporaryDirectory(prefix="sbir-partial-") as tmp:
         files: dict[float, list[str]] = {f: [] for f in fractions}

@@ -8,7 +8,6 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -16,9 +15,10 @@ from torch import nn
 from ..config import TrainConfig
 from ..data.index import DatasetSpec, load_spec, read_index
 from ..data.loading import ImageDataset, make_loader
-from ..metrics import evaluate_embeddings, mean_metrics, per_query_metrics, unique_gallery
+from ..metrics import evaluate_embeddings, mean_metrics, per_query_metrics
 from ..models import rerank, stage2_similarity
 from ..retrieval import topk
+from ..retrieval_task import retrieval_task, sorted_index
 from .checkpoints import load_model
 from .device import _unwrap, autocast, resolve_device
 
@@ -34,7 +34,7 @@ def _sorted_index(csv: Path, spec: DatasetSpec, skip_missing: bool = False) -> p
         df = read_index(csv, spec, on_missing="skip" if skip_missing else "error")
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr, flush=True)
-    return df.sort_values(["path_sketch", "path_image", "label"], kind="stable").reset_index(drop=True)
+    return sorted_index(df)
 
 
 def _resolve_csv(spec: DatasetSpec, name: str | Path) -> Path:
@@ -86,19 +86,19 @@ def retrieval_metrics(model: nn.Module, df: pd.DataFrame, image_size: int, batch
                       crop: bool = False) -> dict[str, Any]:
     """Stage-1 (and, for a model with a pair scorer and ``rerank_k`` > 0, stage-2) metrics of an index.
 
-    Queries: every distinct sketch of ``df``; gallery: every distinct photo once (``unique_gallery``);
-    relevant = same label. Returns ``{"stage1": {...}, "stage2": {...} | None, "mean_cos": float}``
-    where ``mean_cos`` is the mean cosine between distinct gallery embeddings (1.0 = collapsed).
+    Queries: every distinct sketch of ``df``; gallery: every distinct photo once; relevant = same label
+    (``retrieval_task.retrieval_task``). Returns ``{"stage1": {...}, "stage2": {...} | None, "mean_cos":
+    float}`` where ``mean_cos`` is the mean cosine between distinct gallery embeddings (1.0 = collapsed).
     With ``details``, also ``"details"``: ``query_files``, ``gallery_files``, ``query_labels``,
     ``gallery_labels``, ``relevant`` (Q, G) bool, ``top`` (Q, min(10, G)) gallery indices and ``ranks`` (Q,)
     of the final ranking (stage 2 when there is one), ``per_query`` (its per-query metrics DataFrame).
     """
-    queries = df.drop_duplicates("sketch_file", keep="first")
-    g_paths, g_labels, _ = unique_gallery(df["image_file"].tolist(), df["label"].astype(str).tolist())
-    q_labels = queries["label"].astype(str).to_numpy()
+    task = retrieval_task(df)
+    q_files, q_labels, relevant = task.query_files, task.query_labels, task.relevant
+    g_paths, g_labels = task.gallery_files, task.gallery_labels
     use_maps = bool(getattr(_unwrap(model), "has_pair_scorer", False)) and rerank_k > 0
-    q_emb, q_maps = encode(model, queries["sketch_file"].tolist(), "sketch", image_size, batch_size, device,
-                           use_maps, amp, num_workers, crop=crop)
+    q_emb, q_maps = encode(model, q_files, "sketch", image_size, batch_size, device, use_maps, amp, num_workers,
+                           crop=crop)
     g_emb, g_maps = encode(model, g_paths, "photo", image_size, batch_size, device, use_maps, amp, num_workers,
                            photo_mode, crop)
     stage1 = evaluate_embeddings(q_emb, g_emb, q_labels, g_labels)
@@ -107,7 +107,6 @@ def retrieval_metrics(model: nn.Module, df: pd.DataFrame, image_size: int, batch
     mean_cos = float((gram.sum() - gram.diagonal().sum()) / max(g * (g - 1), 1))
     stage2 = None
     sim = q_emb @ g_emb.T  # (Q, G) stage-1 cosines
-    relevant = q_labels[:, None] == np.asarray(g_labels, dtype=object).astype(str)[None, :]
     final_sim = sim
     if use_maps:
         k = min(int(rerank_k), g)
@@ -121,7 +120,7 @@ def retrieval_metrics(model: nn.Module, df: pd.DataFrame, image_size: int, batch
     if details:
         per_query = per_query_metrics(final_sim.numpy(), relevant)
         order = torch.sort(final_sim, dim=1, descending=True, stable=True).indices[:, : min(10, g)]
-        out["details"] = {"query_files": queries["sketch_file"].tolist(), "gallery_files": list(g_paths),
+        out["details"] = {"query_files": q_files, "gallery_files": list(g_paths),
                           "query_labels": q_labels.tolist(), "gallery_labels": [str(x) for x in g_labels],
                           "relevant": relevant, "top": order.numpy(), "ranks": per_query["rank"].to_numpy(),
                           "per_query": per_query}

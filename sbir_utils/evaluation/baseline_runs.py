@@ -16,6 +16,7 @@ from ..baselines import HOG_GRID
 from ..config import Profile
 from ..data.index import read_splits
 from ..fileio import atomic_write, atomic_write_text
+from ..retrieval_task import retrieval_task
 from .common import EVAL_FORMAT, _json_safe, _profile
 
 
@@ -43,7 +44,7 @@ def evaluate_baselines(profile: Profile | str, run: study.Run, dataset: str = "e
             return {"per_query": {m: pd.read_csv(f) for m, f in files.items()}, "hog_settings": meta["hog_settings"],
                     "n_queries": meta["n_queries"], "n_gallery": meta["n_gallery"], "cached": True}
     frames = read_splits(spec, ("train", "test"))
-    test = frames["test"].drop_duplicates("sketch_file", keep="first").reset_index(drop=True)
+    test = retrieval_task(frames["test"]).queries.reset_index(drop=True)  # each sketch once
     per_query, best, n_q, n_g = evaluation.baseline_per_query(frames["train"], test, seed=seed)
     meta_file.unlink(missing_ok=True)
     for i, frame in enumerate(per_query.values()):

@@ -19,6 +19,7 @@ from ..config import Profile
 from ..data.index import DatasetSpec
 from ..fileio import atomic_write, atomic_write_text
 from ..metrics import metric_name, summarise
+from ..retrieval_task import relevance
 from .common import EVAL_FORMAT, STAGES, MissingRunError, _json_safe, _nan_back, _profile
 
 
@@ -170,6 +171,6 @@ def evaluate_run(profile: Profile | str, run: study.Run, dataset: str = "embedde
         "per_query": per_query, "top": top, "final_stage": stages[-1],
         "query_files": first["query_file"].tolist(), "query_labels": q_labels.tolist(),
         "gallery_files": list(meta["gallery_files"]), "gallery_labels": g_labels.tolist(),
-        "relevant": q_labels[:, None] == g_labels[None, :],
+        "relevant": relevance(q_labels, g_labels),
         "summary": summary[["stage", "metric", "value", "ci_low", "ci_high", "n"]], "cached": cached,
     }
