@@ -170,18 +170,20 @@ def _fused_row(init: dict[str, Any], seed: int, pairs: int, detail: str, hog: _H
 
 
 def _refit(init_cfg: TrainConfig, init: dict[str, Any], real: DatasetSpec, out: Path, seed: int,
-           progress: bool) -> dict[str, Any]:
+           progress: bool) -> tuple[dict[str, Any], int]:
     """Train ``init_cfg`` on the training and validation rows of ``real`` together for ``init``'s best epoch
     count (``init``: the summary of the run validation chose it in); returns the run's summary, whose
-    ``last_checkpoint`` is the model (its validation scores are not a measure: it has trained on them)."""
+    ``last_checkpoint`` is the model (its validation scores are not a measure: it has trained on them), and
+    the number of rows it trained on."""
     out.mkdir(parents=True, exist_ok=True)
     both = pd.concat([read_index(real.csv(split), real)[["path_sketch", "path_image", "label"]]
                       for split in ("train", "val")], ignore_index=True)
     train_csv = out / "index_train+val.csv"
     atomic_write_text(train_csv, both.to_csv(index=False))
     cfg = dataclasses.replace(init_cfg, epochs=int(init["best_epoch"]), train_csv=str(train_csv.resolve()))
-    return study.train_once(cfg, real, out / "run", {"row": "pretrained-refit", "seed": seed,
-                                                     "epochs_from": init["run_dir"]}, progress)
+    summary = study.train_once(cfg, real, out / "run", {"row": "pretrained-refit", "seed": seed,
+                                                        "epochs_from": init["run_dir"]}, progress)
+    return summary, len(both)
 
 
 _Learned = tuple[str, dict[str, Any], float, int, str]  # (row, run summary, minutes, pairs seen, detail)
@@ -218,8 +220,7 @@ def _pretrained_rows(tab: _Table, scr_cfg: TrainConfig, seed: int) -> tuple[list
     if tab.hog is not None and tab.hog.sims is not None:
         fused.append(_fused_row(init, seed, e_init * tab.n_real, detail, tab.hog, tab.test_df))
     if "pretrained-refit" in tab.wanted:
-        refit = _refit(init_cfg, init, real, runs / "pretrained-refit" / f"seed{seed}", seed, tab.progress)
-        n_both = tab.n_real + len(read_index(real.csv("val"), real))
+        refit, n_both = _refit(init_cfg, init, real, runs / "pretrained-refit" / f"seed{seed}", seed, tab.progress)
         learned.append(("pretrained-refit", {**refit, "best_checkpoint": refit["last_checkpoint"],
                                              "best_epoch": refit["epochs_run"]},
                         (init["wall_time_s"] + refit["wall_time_s"]) / 60,
