@@ -189,11 +189,8 @@ class _Tweaks:
         return c.seconds
 
     def encode_variants(self) -> None:
-        """``engine.encode`` cold and warm, by loader workers, and against ``retrieval.embed``."""
-        from sbir_utils.data.loading import ImageDataset, make_loader
-        from sbir_utils.retrieval import embed
-
-        n, cfg, ebs = len(self.paths), self.cfg, self.prof.evaluation.batch_size
+        """``engine.encode`` cold and warm, and by loader workers."""
+        n = len(self.paths)
         b = self.encode_seconds(num_workers=0)  # the first call decodes every image into the store
         v = self.encode_seconds(num_workers=0)  # the later ones read it
         self.add("embedding, data path (baseline: engine.encode, empty image store)", "engine.encode, warm store",
@@ -203,13 +200,6 @@ class _Tweaks:
             v = self.encode_seconds(num_workers=nw)
             self.add("embedding, data path, warm store (baseline: engine.encode, num_workers=0)", f"num_workers={nw}",
                      n / b, n / v, "images/s")
-        b = self.encode_seconds()
-        with Clock(self.device) as c:
-            embed(self.base_model.eval().embed_photo,
-                  make_loader(ImageDataset(self.paths, "photo", cfg.image_size, **photo_kw(cfg)), batch_size=ebs),
-                  self.device)
-        self.add("embedding, data path, warm store (baseline: engine.encode)", "retrieval.embed (inference_mode)",
-                 n / b, n / c.seconds, "images/s")
 
 
 def bench_threads(spec: dict[str, Any]) -> dict[str, Any]:

@@ -1,5 +1,6 @@
-"""Embedding and searching: batched encoding without gradients, exact cosine top-k in bounded memory,
-faiss indexes for galleries too large for exact search, and an on-disk cache of gallery embeddings.
+"""Searching embeddings: exact cosine top-k in bounded memory, faiss indexes for galleries too large for
+exact search, and file fingerprints for cache keys. Images are embedded by ``engine.encode`` (the one
+encoder); a gallery index on disk is ``gallery_index``.
 
 All similarities are inner products of L2-normalised vectors (cosine). Search results are
 ``(scores (Q, k) float32, indices (Q, k) int64)`` torch tensors, best first.
@@ -8,18 +9,13 @@ All similarities are inner products of L2-normalised vectors (cosine). Search re
 from __future__ import annotations
 
 import hashlib
-import json
 import math
-import warnings
-from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-from .fileio import atomic_write
 
 INDEX_KINDS = ("exact", "flat", "ivf", "hnsw")
 
@@ -32,34 +28,6 @@ def _as_tensor(x: Any, name: str) -> torch.Tensor:
     if not torch.isfinite(t).all():
         raise ValueError(f"{name} contains NaN or inf")
     return t
-
-
-def embed(
-    encode: Callable[[torch.Tensor], torch.Tensor], loader: Iterable, device: str | torch.device = "cpu"
-) -> torch.Tensor:
-    """Encode every batch of ``loader`` and return L2-normalised embeddings in loader order.
-
-    Args:
-        encode: maps an input batch (B, ...) to embeddings (B, D), e.g. ``model.embed_sketch``.
-        loader: yields tensors, or tuples/lists whose first element is the input tensor (the rest, e.g.
-            labels or paths, is ignored). Use a loader without shuffling to keep the order.
-        device: where ``encode`` runs; the result is on the CPU.
-    Returns:
-        (N, D) float32 CPU tensor, unit rows.
-    """
-    out: list[torch.Tensor] = []
-    with torch.inference_mode():
-        for i, batch in enumerate(loader):
-            x = batch[0] if isinstance(batch, (tuple, list)) else batch
-            if not isinstance(x, torch.Tensor):
-                raise TypeError(f"batch {i}: expected a tensor (or a tuple starting with one), got {type(x)}")
-            z = encode(x.to(device))
-            if z.ndim != 2 or z.shape[0] != x.shape[0]:
-                raise ValueError(f"batch {i}: encode returned shape {tuple(z.shape)} for {x.shape[0]} inputs")
-            out.append(F.normalize(z.float(), dim=1).cpu())
-    if not out:
-        raise ValueError("the loader yielded no batches")
-    return torch.cat(out)
 
 
 def topk(query: Any, gallery: Any, k: int, chunk_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
@@ -203,49 +171,3 @@ def file_fingerprint(path: str | Path, mode: str = "sha256") -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return "sha256:" + h.hexdigest()
-
-
-def gallery_cache_key(
-    checkpoint: str | Path, index_csv: str | Path, image_size: int, **extra: Any
-) -> dict[str, Any]:
-    """The usual key of a gallery embedding: checkpoint content, index CSV path and content, image size,
-    plus anything in ``extra`` (e.g. ``split="test"``, ``modality="photo"``)."""
-    return {
-        "checkpoint": file_fingerprint(checkpoint),
-        "index_csv": str(Path(index_csv).resolve()),
-        "index_csv_content": file_fingerprint(index_csv),
-        "image_size": int(image_size),
-        **extra,
-    }
-
-
-class EmbeddingCache:
-    """Embeddings stored once per key under ``root`` as ``<sha256 of key>.pt`` (plus a ``.json`` with the
-    key for people). A file that cannot be read is recomputed and replaced, with a warning."""
-
-    def __init__(self, root: str | Path):
-        self.root = Path(root)
-
-    def path_for(self, key_parts: dict[str, Any]) -> Path:
-        text = json.dumps(key_parts, sort_keys=True, default=str)
-        return self.root / (hashlib.sha256(text.encode("utf-8")).hexdigest()[:32] + ".pt")
-
-    def get_or_compute(self, key_parts: dict[str, Any], compute: Callable[[], torch.Tensor]) -> torch.Tensor:
-        """Return the stored tensor for ``key_parts``, or call ``compute()``, store and return it."""
-        path = self.path_for(key_parts)
-        if path.exists():
-            try:
-                value = torch.load(path, map_location="cpu", weights_only=True)
-                if isinstance(value, torch.Tensor):
-                    return value
-                warnings.warn(f"{path}: cached object is not a tensor; recomputing", stacklevel=2)
-            except Exception as exc:  # a truncated or foreign file: recompute rather than fail
-                warnings.warn(f"{path}: unreadable embedding cache ({exc}); recomputing", stacklevel=2)
-        value = compute()
-        if not isinstance(value, torch.Tensor):
-            raise TypeError(f"compute() must return a torch.Tensor, got {type(value)}")
-        value = value.detach().cpu().contiguous()
-        atomic_write(path, lambda p: torch.save(value, p))
-        key_text = json.dumps(key_parts, sort_keys=True, indent=1, default=str)
-        atomic_write(path.with_suffix(".json"), lambda p: p.write_text(key_text, encoding="utf-8"))
-        return value

@@ -1,12 +1,14 @@
-"""Embedding, exact top-k, faiss indexes and the embedding cache."""
+"""Exact top-k, faiss indexes and file fingerprints."""
 
 from __future__ import annotations
+
+import hashlib
 
 import numpy as np
 import pytest
 import torch
 
-from sbir_utils.retrieval import EmbeddingCache, build_index, embed, file_fingerprint, gallery_cache_key, topk
+from sbir_utils.retrieval import build_index, file_fingerprint, topk
 
 
 @pytest.fixture(autouse=True)
@@ -23,25 +25,6 @@ def _one_thread():
 def _unit(n: int, d: int, seed: int) -> torch.Tensor:
     x = torch.randn(n, d, generator=torch.Generator().manual_seed(seed))
     return torch.nn.functional.normalize(x, dim=1)
-
-
-def test_embed_batches_order_and_norm():
-    data = torch.arange(10 * 3, dtype=torch.float32).reshape(10, 3) + 1
-    loader = [(data[i : i + 4], list(range(i, min(i + 4, 10)))) for i in range(0, 10, 4)]
-    calls = []
-
-    def encode(x):
-        calls.append(torch.is_inference_mode_enabled())
-        return x * 3.0  # direction kept, length changed
-
-    z = embed(encode, loader)
-    assert z.shape == (10, 3) and all(calls) and len(calls) == 3
-    torch.testing.assert_close(z, torch.nn.functional.normalize(data, dim=1))
-    assert torch.equal(embed(encode, [data[:5], data[5:]]), z)  # bare tensors work too
-    with pytest.raises(ValueError, match="no batches"):
-        embed(encode, [])
-    with pytest.raises(ValueError, match="batch 0"):
-        embed(lambda x: x[:1], [data])
 
 
 def test_topk_matches_full_sort_and_chunks():
@@ -121,35 +104,13 @@ def test_build_index_rejects_unknowns():
         build_index(_unit(100, 4, 0), "hnsw", efsearch=3)
 
 
-def test_embedding_cache(tmp_path):
+def test_file_fingerprint_follows_content_and_names_a_missing_file(tmp_path):
     ckpt = tmp_path / "model.pt"
     ckpt.write_bytes(b"weights v1")
-    csv = tmp_path / "index_test.csv"
-    csv.write_text("path_sketch,path_image,label\n", encoding="utf-8")
-    cache = EmbeddingCache(tmp_path / "cache")
-    calls = []
-
-    def compute():
-        calls.append(1)
-        return torch.arange(6, dtype=torch.float32).reshape(3, 2)
-
-    key = gallery_cache_key(ckpt, csv, 64, modality="photo")
-    a = cache.get_or_compute(key, compute)
-    b = cache.get_or_compute(dict(reversed(list(key.items()))), compute)  # key order does not matter
-    assert torch.equal(a, b) and len(calls) == 1
-    assert cache.path_for(key).exists() and cache.path_for(key).with_suffix(".json").exists()
-    ckpt.write_bytes(b"weights v2")  # new checkpoint content -> new key -> recompute
-    cache.get_or_compute(gallery_cache_key(ckpt, csv, 64, modality="photo"), compute)
-    assert len(calls) == 2
-    cache.get_or_compute(gallery_cache_key(ckpt, csv, 96, modality="photo"), compute)
-    assert len(calls) == 3
-    # A corrupt file is recomputed with a warning.
-    key2 = gallery_cache_key(ckpt, csv, 96, modality="photo")
-    cache.path_for(key2).write_bytes(b"garbage")
-    with pytest.warns(UserWarning, match="unreadable"):
-        c = cache.get_or_compute(key2, compute)
-    assert torch.equal(c, a) and len(calls) == 4
-    assert not list((tmp_path / "cache").glob(".*.tmp"))  # atomic writes leave no temporaries
+    first = file_fingerprint(ckpt)
+    assert first == "sha256:" + hashlib.sha256(b"weights v1").hexdigest()
+    ckpt.write_bytes(b"weights v2")
+    assert file_fingerprint(ckpt) != first
     assert file_fingerprint(ckpt, "stat").startswith("stat:")
     with pytest.raises(FileNotFoundError, match="missing.pt"):
         file_fingerprint(tmp_path / "missing.pt")
