@@ -3,10 +3,10 @@
 import numpy as np
 import pandas as pd
 import pytest
-from _analysis_fakes import fake_results
 
 from sbir_utils import analysis
 from sbir_utils.analysis import attributes
+from tests.helpers import fake_results
 
 
 def test_confusions_keep_same_category_errors():

@@ -1,9 +1,8 @@
 """sbir_utils.analysis.loading: which runs notebook 05 analyses, and RunResults' gallery size."""
 
-from _analysis_fakes import fake_results
-
 from sbir_utils import analysis
 from sbir_utils.config import load_profile
+from tests.helpers import fake_results
 
 
 def test_analysis_runs_roles():

@@ -4,9 +4,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from _analysis_fakes import fake_results  # noqa: E402
 
 from sbir_utils import analysis  # noqa: E402
+from tests.helpers import fake_results  # noqa: E402
 
 
 def test_worst_queries_and_rank_histograms():

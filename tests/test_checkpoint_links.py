@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import errno
 import os
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -17,9 +16,7 @@ from sbir_utils import engine
 from sbir_utils.config import TrainConfig
 from sbir_utils.engine import checkpoints, fit, run_folder
 from sbir_utils.fileio import atomic_link
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_loading import make_tiny_dataset  # noqa: E402
+from tests.helpers import make_tiny_dataset
 
 torch.set_num_threads(1)
 CFG = TrainConfig(model="convnext_infonce", backbone="test_convnext", image_size=32, embed_dim=16, epochs=2,

@@ -15,14 +15,11 @@ import torch
 
 from sbir_utils import cli, train_cli
 from sbir_utils.models import ConvNeXtInfoNCE
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_loading import make_tiny_dataset  # noqa: E402
+from tests.helpers import TINY_TRAIN_ARGS as TINY
+from tests.helpers import make_fscoco, make_tiny_dataset
 
 torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parents[1]
-TINY = ["--profile", "smoke", "--backbone", "test_resnet", "--image_size", "32", "--epochs", "1",
-        "--batch_size", "8", "--embed_dim", "16", "--no_progress"]
 
 
 @pytest.fixture(scope="module")
@@ -137,8 +134,6 @@ def test_python_dash_m_entry_point(data, tmp_path):
 
 def test_train_and_eval_on_a_raw_fscoco_folder_index_it_once_and_say_so(tmp_path, capsys):
     """The ConvNeXt seed's workflow: the extracted FS-COCO folder given as --data_root."""
-    from test_formats_auto import make_fscoco
-
     raw = make_fscoco(tmp_path / "fscoco", users=4, per_user=5)
     convnext = [*TINY, "--model", "convnext_infonce", "--backbone", "test_convnext"]
     rc = cli.main(["train", "--data_root", str(raw), "--log_dir", str(tmp_path / "run"), *convnext])

@@ -17,9 +17,7 @@ import torch
 from sbir_utils import engine
 from sbir_utils.config import TrainConfig
 from sbir_utils.engine import NonFiniteLossError, evaluate, fit
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_loading import make_tiny_dataset  # noqa: E402
+from tests.helpers import make_tiny_dataset
 
 torch.set_num_threads(1)
 TIMING = ["pairs_per_s", "epoch_time_s", "wall_time_s"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,9 +13,7 @@ import torch
 
 from sbir_utils import cli, eval_cli
 from sbir_utils.models import ConvNeXtInfoNCE
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_loading import make_tiny_dataset  # noqa: E402
+from tests.helpers import make_tiny_dataset
 
 torch.set_num_threads(1)
 TINY_MODEL = ["--model", "convnext_infonce", "--backbone", "test_convnext", "--image_size", "32", "--no_cuda"]

@@ -10,31 +10,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
 
 from sbir_utils import gallery_index
 from sbir_utils.data.formats import auto
-
-USERS, PER_USER = 3, 4
-
-
-def _img(path: Path, mode: str = "RGB") -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new(mode, (8, 8), 255 if mode == "L" else (40, 90, 140)).save(path)
-
-
-def make_fscoco(root: Path, users: int = USERS, per_user: int = PER_USER) -> Path:
-    """A raw FS-COCO layout: images/<user>/<id>.jpg, raster_sketches/<user>/<id>.jpg, val_normal.txt."""
-    ids = []
-    for u in range(1, users + 1):
-        for j in range(per_user):
-            pid = f"{u * 1000 + j:012d}"
-            ids.append(pid)
-            _img(root / "images" / str(u) / f"{pid}.jpg")
-            _img(root / "raster_sketches" / str(u) / f"{pid}.jpg", "L")
-    (root / "val_normal.txt").write_text("\n".join(ids[::4]) + "\n")
-    (root / "val_unseen_user.txt").write_text("\n".join(ids[1::4]) + "\n")
-    return root
+from tests.helpers import FSCOCO_PER_USER as PER_USER
+from tests.helpers import FSCOCO_USERS as USERS
+from tests.helpers import make_fscoco
+from tests.helpers import write_image as _img
 
 
 def _rows(home: Path) -> int:

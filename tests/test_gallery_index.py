@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,10 +18,8 @@ from sbir_utils.gallery_index import (
     shard_key,
 )
 from sbir_utils.retrieval import topk
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_cli_train_eval import TINY  # noqa: E402
-from test_loading import make_tiny_dataset  # noqa: E402
+from tests.helpers import TINY_TRAIN_ARGS as TINY
+from tests.helpers import make_tiny_dataset
 
 torch.set_num_threads(1)
 

@@ -1,8 +1,5 @@
-"""Torch datasets, preprocessing and batch samplers (sbir_utils.data.loading).
-
-``make_tiny_dataset`` (used by the other model/engine tests too) writes a small paired set with PIL:
-each photo is a few coloured rectangles, its sketches are their outlines drawn by different "hands".
-"""
+"""Torch datasets, preprocessing and batch samplers (sbir_utils.data.loading), on ``make_tiny_dataset``'s
+small paired set (tests/helpers.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +12,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from sbir_utils.data.index import read_index, write_index, write_spec
+from sbir_utils.data.index import read_index
 from sbir_utils.data.loading import (
     ImageDataset,
     PairDataset,
@@ -26,48 +23,7 @@ from sbir_utils.data.loading import (
     make_loader,
 )
 from sbir_utils.data.transforms import MEAN, STD
-
-
-def make_tiny_dataset(root: Path, photos: tuple[int, int, int] = (8, 4, 4), sketches: int = 2, size: int = 48,
-                      protocol: str = "fine", classes: int = 4, seed: int = 0) -> Path:
-    """Write photos/, sketches/, index_{train,val,test}.csv and dataset.json under ``root``.
-
-    ``protocol="fine"``: label = photo id; ``"category"``: label = class (photo i is class i % classes).
-    """
-    rng = np.random.default_rng(seed)
-    (root / "photos").mkdir(parents=True, exist_ok=True)
-    (root / "sketches").mkdir(parents=True, exist_ok=True)
-    rows: dict[str, list[dict[str, str]]] = {}
-    pid = 0
-    for split, n in zip(("train", "val", "test"), photos):
-        rows[split] = []
-        for _ in range(n):
-            boxes = []
-            for _ in range(3):
-                x0, y0 = rng.integers(2, size // 2, 2)
-                w, h = rng.integers(8, size // 2, 2)
-                boxes.append((int(x0), int(y0), int(min(x0 + w, size - 2)), int(min(y0 + h, size - 2))))
-            photo = Image.new("RGB", (size, size), "white")
-            d = ImageDraw.Draw(photo)
-            for b in boxes:
-                d.rectangle(b, fill=tuple(int(c) for c in rng.integers(0, 230, 3)))
-            name = f"p{pid:03d}"
-            photo.save(root / "photos" / f"{name}.png")
-            label = name if protocol == "fine" else f"class{pid % classes}"
-            for k in range(sketches):
-                sk = Image.new("L", (size, size), 255)
-                ds = ImageDraw.Draw(sk)
-                for b in boxes:
-                    j = rng.integers(-1, 2, 4)
-                    ds.rectangle(tuple(int(v) for v in np.array(b) + j), outline=0, width=1 + k % 2)
-                sk.save(root / "sketches" / f"{name}-{k + 1}.png")
-                rows[split].append({"path_sketch": f"sketches/{name}-{k + 1}.png",
-                                    "path_image": f"photos/{name}.png", "label": label})
-            pid += 1
-    for split, r in rows.items():
-        write_index(pd.DataFrame(r), root / f"index_{split}.csv")
-    write_spec(root, name="tiny", protocol=protocol)
-    return root
+from tests.helpers import make_tiny_dataset
 
 
 @pytest.fixture(scope="module")

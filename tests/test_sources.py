@@ -3,7 +3,6 @@ the command that makes it; the entry points that train prepare the set explicitl
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,9 +10,7 @@ import pytest
 from sbir_utils import study
 from sbir_utils.config import load_profile
 from sbir_utils.data import sources
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_loading import make_tiny_dataset  # noqa: E402
+from tests.helpers import make_tiny_dataset
 
 
 @pytest.fixture

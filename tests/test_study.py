@@ -131,13 +131,8 @@ def test_fingerprints_of_finished_runs_are_those_of_before_issue_22(tmp_path):
     """Finished runs are reused by fingerprint: one TrainConfig per run must hash as the TrainConfig plus fit
     keywords they were trained with (cpu profile: a plain run, the collapse run's warm-up keywords over the
     profile's, a transfer run's select_metric and train_csv)."""
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).parent))
-    from test_loading import make_tiny_dataset
-
     from sbir_utils.data.index import load_spec
+    from tests.helpers import make_tiny_dataset
 
     spec = load_spec(make_tiny_dataset(tmp_path / "d", photos=(2, 1, 1)))
     p = load_profile("cpu")

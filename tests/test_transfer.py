@@ -4,9 +4,9 @@ import json
 
 import pandas as pd
 import pytest
-from test_loading import make_tiny_dataset
 
 from sbir_utils import cli, transfer, transfer_cli, transfer_report
+from tests.helpers import make_tiny_dataset
 
 
 @pytest.fixture

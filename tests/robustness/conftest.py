@@ -1,6 +1,6 @@
 """Shared helpers of the robustness suite (issue 8): a tiny paired data set, CSV writing, the CLI.
 
-The data set comes from ``tests/test_loading.make_tiny_dataset`` (coloured rectangles and their outlines);
+The data set comes from ``tests/helpers.make_tiny_dataset`` (coloured rectangles and their outlines);
 training uses timm's tiny test backbones at 32 px, so every run takes about a second on one core.
 """
 
@@ -13,10 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
-TESTS = Path(__file__).resolve().parents[1]
-REPO = TESTS.parent
-sys.path.insert(0, str(TESTS))
-from test_loading import make_tiny_dataset  # noqa: E402
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))  # this folder has no __init__.py (its tests import conftest): make tests/ importable
+from tests.helpers import make_tiny_dataset  # noqa: E402
 
 torch.set_num_threads(1)
 
