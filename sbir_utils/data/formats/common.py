@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 import re
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Hashable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -29,6 +29,8 @@ IMAGE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff"
 # may themselves contain ``-`` or ``_``, as QMUL-Chair-V2's ``CHABRA003GRY-UK_v1_PearlGrey`` does).
 SUFFIX_PATTERN = r"^(?P<photo>.+)[-_](?P<k>\d+)$"
 SUMMARY_FILE = "summary.json"
+T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)
 
 
 class Skipped:
@@ -76,17 +78,29 @@ def list_images(folder: Path, skipped: Skipped | None = None, recursive: bool = 
     return found
 
 
-def images_by_stem(folder: Path, skipped: Skipped, root: Path | None = None) -> dict[str, Path]:
-    """:func:`list_images` of ``folder`` by file stem (photo id); an image whose stem was seen already is
-    skipped, naming the kept one by its path relative to ``root`` (default: by its file name)."""
-    found: dict[str, Path] = {}
-    for p in list_images(folder, skipped):
-        if p.stem in found:
-            kept = found[p.stem].name if root is None else relative(found[p.stem], root)
-            skipped.add(f"duplicate photo id (kept {kept})", p)
-            continue
-        found[p.stem] = p
+def first_of_each(items: Iterable[T], key: Callable[[T], K], skipped: Skipped, reason: Callable[[T], str]) -> dict[K, T]:
+    """The first item of each ``key``, in the order given; a later item whose key was seen already is
+    recorded in ``skipped`` under ``reason(kept item)``."""
+    found: dict[K, T] = {}
+    for item in items:
+        k = key(item)
+        if k in found:
+            skipped.add(reason(found[k]), str(item))
+        else:
+            found[k] = item
     return found
+
+
+def photos_by_stem(paths: Iterable[Path], skipped: Skipped, root: Path | None = None) -> dict[str, Path]:
+    """``paths`` by file stem (photo id); a path whose stem was seen already is skipped, naming the kept
+    one by its path relative to ``root`` (default: by its file name)."""
+    return first_of_each(paths, lambda p: p.stem, skipped,
+                         lambda kept: f"duplicate photo id (kept {kept.name if root is None else relative(kept, root)})")
+
+
+def images_by_stem(folder: Path, skipped: Skipped, root: Path | None = None) -> dict[str, Path]:
+    """:func:`photos_by_stem` of the images of ``folder`` (:func:`list_images`)."""
+    return photos_by_stem(list_images(folder, skipped), skipped, root)
 
 
 def parse_sketch_stem(stem: str, pattern: str = SUFFIX_PATTERN) -> tuple[str, str] | None:
@@ -137,6 +151,23 @@ def assign_by_group(df: pd.DataFrame, held_out: set[str], group_col: str) -> tup
     """Split rows into (kept, held out) by membership of ``df[group_col]`` in ``held_out``."""
     mask = df[group_col].isin(held_out)
     return df[~mask].copy(), df[mask].copy()
+
+
+def hold_out(df: pd.DataFrame, group_col: str, fraction: float, rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Hold out the rows of a seeded :func:`choose` of ``fraction`` of the ``df[group_col]`` values;
+    returns ``(kept, held out)``."""
+    return assign_by_group(df, set(choose(df[group_col], fraction, rng)), group_col)
+
+
+def split_by_group(
+    df: pd.DataFrame, group_col: str, test_fraction: float, val_fraction: float, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Seeded split by whole groups (photos): test = ``test_fraction`` of the groups, validation carved
+    from the rest (:func:`carve_validation`). Returns ``(train, val, test)``."""
+    check_fraction("test_fraction", test_fraction)
+    train, test = hold_out(df, group_col, test_fraction, split_rng(seed, "test"))
+    train, val = carve_validation(train, val_fraction, seed, group_col=group_col)
+    return train, val, test
 
 
 def carve_validation(

@@ -18,16 +18,13 @@ import pandas as pd
 from .common import (
     SUFFIX_PATTERN,
     Skipped,
-    assign_by_group,
-    carve_validation,
     check_fraction,
-    choose,
     finish,
     images_by_stem,
     list_images,
     parse_sketch_stem,
     relative,
-    split_rng,
+    split_by_group,
 )
 
 DESCRIPTION = "paired folders: photos/<id>.*, sketches/<id>-<k>.* (label = photo id)"
@@ -69,9 +66,7 @@ def build_index(
     df = pd.DataFrame(rows)
     photos_without_sketch = sorted(set(photos) - set(df["label"]))
 
-    test_ids = set(choose(df["label"].unique(), test_fraction, split_rng(seed, "test")))
-    train, test = assign_by_group(df, test_ids, "label")
-    train, val = carve_validation(train, val_fraction, seed, group_col="label")
+    train, val, test = split_by_group(df, "label", test_fraction, val_fraction, seed)
 
     summary = {
         "format": "folders",

@@ -33,11 +33,13 @@ from .common import (
     assign_by_group,
     carve_validation,
     check_fraction,
-    choose,
     finish,
+    first_of_each,
+    hold_out,
     list_images,
     read_id_list,
     relative,
+    split_by_group,
     split_rng,
 )
 
@@ -57,18 +59,15 @@ def _user_sort_key(user: str) -> tuple[int, int | str]:
 
 
 def _by_user_and_id(folder: Path, skipped: Skipped) -> dict[tuple[str, str], Path]:
-    out: dict[tuple[str, str], Path] = {}
+    """The images at ``folder/<user>/<id>.*`` by ``(user, id)``; others, and repeated ids, are skipped."""
+    at_user_and_id = []
     for p in list_images(folder, skipped):
-        rel = p.relative_to(folder).parts
-        if len(rel) != 2:
+        if len(p.relative_to(folder).parts) == 2:
+            at_user_and_id.append(p)
+        else:
             skipped.add(f"{folder.name}/ file not at <user>/<id>", p)
-            continue
-        key = (rel[0], p.stem)
-        if key in out:
-            skipped.add(f"duplicate {folder.name} id", p)
-            continue
-        out[key] = p
-    return out
+    return first_of_each(at_user_and_id, lambda p: (p.parent.name, p.stem), skipped,
+                         lambda _: f"duplicate {folder.name} id")
 
 
 def build_index(
@@ -119,10 +118,7 @@ def build_index(
     elif split == "unseen-user":
         train, val, test = _split_unseen_users(df, raw_root, seed, val_fraction, unseen_fraction, summary)
     else:
-        check_fraction("test_fraction", test_fraction)
-        test_photos = set(choose(df["path_image"], test_fraction, split_rng(seed, "test")))
-        train, test = assign_by_group(df, test_photos, "path_image")
-        train, val = carve_validation(train, val_fraction, seed)
+        train, val, test = split_by_group(df, "path_image", test_fraction, val_fraction, seed)
         summary.update({"test_fraction": test_fraction,
                         "split_rule": (f"random: test = {test_fraction:g} of the pairs, val = {val_fraction:g} of the "
                                        "rest (seeded)")})
@@ -183,17 +179,13 @@ def _split_unseen_users(df: pd.DataFrame, raw_root: Path, seed: int, val_fractio
     """Test = all pairs of ``unseen_fraction`` of the users, val = all pairs of ``val_fraction`` of the rest."""
     check_fraction("unseen_fraction", unseen_fraction)
     check_fraction("val_fraction", val_fraction)
-    users = sorted(df["user"].unique(), key=_user_sort_key)
-    test_users = set(choose(users, unseen_fraction, split_rng(seed, "test")))
-    train, test = assign_by_group(df, test_users, "user")
-    rest = sorted(train["user"].unique(), key=_user_sort_key)
-    val_users = set(choose(rest, val_fraction, split_rng(seed, "val")))
-    if not val_users:
+    train, test = hold_out(df, "user", unseen_fraction, split_rng(seed, "test"))
+    train, val = hold_out(train, "user", val_fraction, split_rng(seed, "val"))
+    if val.empty:
         raise ValueError(f"{raw_root}: unseen-user split needs at least 2 training users to carve validation users")
-    train, val = assign_by_group(train, val_users, "user")
     summary.update({"unseen_fraction": unseen_fraction,
-                    "users_held_out": sorted(test_users, key=_user_sort_key),
-                    "val_users": sorted(val_users, key=_user_sort_key),
+                    "users_held_out": sorted(set(test["user"]), key=_user_sort_key),
+                    "val_users": sorted(set(val["user"]), key=_user_sort_key),
                     "split_rule": (f"unseen users: test = all pairs of {unseen_fraction:g} of the users, val = "
                                    f"all pairs of {val_fraction:g} of the remaining users (seeded)")})
     return train, val, test

@@ -43,6 +43,7 @@ from .common import (
     images_by_stem,
     list_images,
     parse_sketch_stem,
+    photos_by_stem,
     relative,
     split_rng,
 )
@@ -82,7 +83,7 @@ def scan(root: Path, skipped: Skipped) -> tuple[dict[str, Path], list[tuple[Path
         for item in items:
             if _role(Path(item).relative_to(root).parts):
                 skipped.add(reason, item)
-    photos: dict[str, Path] = {}
+    photos: list[Path] = []
     sketches: list[tuple[Path, str | None]] = []
     for p in files:
         parts = p.relative_to(root).parts
@@ -90,11 +91,8 @@ def scan(root: Path, skipped: Skipped) -> tuple[dict[str, Path], list[tuple[Path
         if role == "sketch":
             sketches.append((p, _split_of(parts[:-1])))
         elif role == "photo":
-            if p.stem in photos:
-                skipped.add(f"duplicate photo id (kept {relative(photos[p.stem], root)})", p)
-                continue
-            photos[p.stem] = p
-    return photos, sketches
+            photos.append(p)
+    return photos_by_stem(photos, skipped, root), sketches
 
 
 def find_stroke_file(root: Path) -> Path | None:

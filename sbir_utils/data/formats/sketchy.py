@@ -30,6 +30,7 @@ from .common import (
     check_fraction,
     choose_stratified,
     finish,
+    first_of_each,
     list_images,
     parse_sketch_stem,
     read_id_list,
@@ -79,14 +80,11 @@ def find_testset(raw_root: Path, base: Path) -> Path | None:
 
 
 def _class_folders(root: Path, skipped: Skipped) -> dict[str, Path]:
-    out: dict[str, Path] = {}
-    for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        key = canonical_class(d.name)
-        if key in out:
-            skipped.add(f"class folder duplicating {out[key].name!r} after name normalisation", d)
-            continue
-        out[key] = d
-    return out
+    """The class folders under ``root`` by normalised class name; a folder that normalises to a name
+    seen already is skipped."""
+    found = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return first_of_each(found, lambda d: canonical_class(d.name), skipped,
+                         lambda kept: f"class folder duplicating {kept.name!r} after name normalisation")
 
 
 def build_index(
