@@ -51,36 +51,48 @@ class DrawerStyle:
         return asdict(self)
 
 
+# Each style field's uniform range and the decimals it is rounded to, in the order they are drawn (the
+# order is part of the seeded output). ``omit_below`` gets SCENE_OMIT_BELOW added for scene drawers and
+# ``aspect`` is drawn as a log: exp(u).
+STYLE_RANGES: tuple[tuple[str, float, float, int], ...] = (
+    ("line_width", 1.6, 3.4, 2),
+    ("width_jitter", 0.0, 0.25, 3),
+    ("wobble", 0.4, 2.6, 2),
+    ("wobble_period", 40.0, 120.0, 1),
+    ("tremor", 0.0, 0.9, 2),
+    ("overshoot", 0.0, 5.0, 2),
+    ("omit_below", 0.4, 0.65, 3),
+    ("omit_prob", 0.3, 0.8, 3),
+    ("min_part", 4.0, 12.0, 1),
+    ("rdp_eps", 0.6, 2.2, 2),
+    ("step", 10.5, 14.5, 1),
+    ("max_stroke", 160.0, 420.0, 1),
+    ("merge_dist", 6.0, 22.0, 1),
+    ("stroke_shift", 0.3, 2.2, 2),
+    ("stroke_rot", 0.3, 2.5, 2),
+    ("deform", 1.0, 7.0, 2),
+    ("shear", -0.08, 0.08, 3),
+    ("aspect", -0.08, 0.08, 3),
+    ("retrace", 0.0, 0.25, 3),
+    ("fill", 0.66, 0.8, 3),
+    ("pose_rot", 1.0, 4.0, 2),
+    ("sticks", 0.2, 0.95, 3),
+)
+SCENE_OMIT_BELOW = 0.15  # scene drawers leave out more detail
+
+
 def drawer_style(seed: int, drawer_id: int, kind: str = "object") -> DrawerStyle:
     """The style of drawer ``drawer_id`` (deterministic in ``seed``); ``kind`` "scene" draws sparser."""
     r = rng_for(seed, "drawer", kind, drawer_id)
-    u = r.uniform
-    scene = kind == "scene"
-    return DrawerStyle(
-        drawer_id=int(drawer_id),
-        line_width=round(u(1.6, 3.4), 2),
-        width_jitter=round(u(0.0, 0.25), 3),
-        wobble=round(u(0.4, 2.6), 2),
-        wobble_period=round(u(40.0, 120.0), 1),
-        tremor=round(u(0.0, 0.9), 2),
-        overshoot=round(u(0.0, 5.0), 2),
-        omit_below=round(u(0.4, 0.65) + (0.15 if scene else 0.0), 3),
-        omit_prob=round(u(0.3, 0.8), 3),
-        min_part=round(u(4.0, 12.0), 1),
-        rdp_eps=round(u(0.6, 2.2), 2),
-        step=round(u(10.5, 14.5), 1),
-        max_stroke=round(u(160.0, 420.0), 1),
-        merge_dist=round(u(6.0, 22.0), 1),
-        stroke_shift=round(u(0.3, 2.2), 2),
-        stroke_rot=round(u(0.3, 2.5), 2),
-        deform=round(u(1.0, 7.0), 2),
-        shear=round(u(-0.08, 0.08), 3),
-        aspect=round(float(np.exp(u(-0.08, 0.08))), 3),
-        retrace=round(u(0.0, 0.25), 3),
-        fill=round(u(0.66, 0.8), 3),
-        pose_rot=round(u(1.0, 4.0), 2),
-        sticks=round(u(0.2, 0.95), 3),
-    )
+    values = {}
+    for name, low, high, decimals in STYLE_RANGES:
+        v = r.uniform(low, high)
+        if name == "omit_below":
+            v = v + (SCENE_OMIT_BELOW if kind == "scene" else 0.0)
+        elif name == "aspect":
+            v = float(np.exp(v))
+        values[name] = round(v, decimals)
+    return DrawerStyle(drawer_id=int(drawer_id), **values)
 
 
 # ---------------------------------------------------------------------------------------------------
