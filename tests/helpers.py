@@ -5,6 +5,8 @@
 - ``TINY_TRAIN_ARGS``: flags for a one-second ``sbir train`` run (timm's tiny test ResNet at 32 px).
 - ``make_fscoco`` / ``write_image``: a raw FS-COCO folder layout of 8x8 images.
 - ``fake_results``: a hand-made ``analysis.RunResults`` (no training) for the small analysis module tests.
+- ``REPO``, ``SHARED_DATA``: the checkout, and the development data beside it (``../shared/data``), for test
+  files at any depth under tests/.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from sbir_utils.data.index import write_index, write_spec
 if TYPE_CHECKING:
     from sbir_utils import analysis
 
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
 TINY_TRAIN_ARGS = ["--profile", "smoke", "--backbone", "test_resnet", "--image_size", "32", "--epochs", "1",
                    "--batch_size", "8", "--embed_dim", "16", "--no_progress"]
 

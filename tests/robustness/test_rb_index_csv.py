@@ -1,7 +1,7 @@
 """Bad index CSVs (issue 8): each gets an error naming the file (and the line where there is one), or a
 counted skip with a warning. BOM/UTF-16-LE/CRLF round trips, a missing column, an empty file, a header-only
 split, ``..``/absolute paths, an image symlink leaving the root, empty labels and missing files + duplicates
-are in tests/test_index.py; the cases here add what those leave out."""
+are in tests/data/test_index.py; the cases here add what those leave out."""
 
 from __future__ import annotations
 

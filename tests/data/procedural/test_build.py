@@ -1,5 +1,5 @@
 """`data.procedural.build`: the generator's checks, splits, drawers, scene ids and manifest (the whole
-generation is in test_procedural; here the parts, without writing a set)."""
+generation is in tests/data/procedural/test_procedural.py; here the parts, without writing a set)."""
 
 from __future__ import annotations
 

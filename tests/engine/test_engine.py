@@ -17,7 +17,7 @@ import torch
 from sbir_utils import engine
 from sbir_utils.config import TrainConfig
 from sbir_utils.engine import NonFiniteLossError, evaluate, fit
-from tests.helpers import make_tiny_dataset
+from tests.helpers import REPO, make_tiny_dataset
 
 torch.set_num_threads(1)
 TIMING = ["pairs_per_s", "epoch_time_s", "wall_time_s"]
@@ -175,7 +175,7 @@ _DDP_WORKER = textwrap.dedent("""
 def test_two_process_ddp_with_gloo(data, tmp_path):
     script = tmp_path / "worker.py"
     script.write_text(_DDP_WORKER)
-    repo = str(Path(__file__).resolve().parents[1])
+    repo = str(REPO)
     # gloo on CPU by design: on a GPU machine the ranks would otherwise each take a GPU (and NCCL)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
@@ -217,7 +217,7 @@ def test_ddp_step_equals_one_process_with_the_global_batch(data, tmp_path):
     cfg = dataclasses.replace(CONVNEXT, augment=False, epochs=2)
     script = tmp_path / "worker.py"
     script.write_text(_DDP_EXACT_WORKER)
-    repo = str(Path(__file__).resolve().parents[1])
+    repo = str(REPO)
     per_rank = json.dumps(dataclasses.asdict(dataclasses.replace(cfg, batch_size=4)))
     # gloo on CPU by design: on a GPU machine the ranks would otherwise each take a GPU (and NCCL)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}

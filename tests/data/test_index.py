@@ -1,5 +1,4 @@
 import json
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -14,6 +13,7 @@ from sbir_utils.data.index import (
     write_index,
     write_spec,
 )
+from tests.helpers import REPO
 
 
 @pytest.fixture
@@ -128,7 +128,7 @@ def test_comment_lines_are_skipped_and_line_numbers_stay_those_of_the_file(datas
         read_index(dataset / "only.csv")
 
 
-TEMPLATES = Path(__file__).resolve().parents[1] / "data_templates"
+TEMPLATES = REPO / "data_templates"
 
 
 @pytest.mark.parametrize("name", ["sketchy", "tuberlin", "qmul", "fscoco", "folders"])
