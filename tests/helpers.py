@@ -5,12 +5,14 @@
 - ``TINY_TRAIN_ARGS``: flags for a one-second ``sbir train`` run (timm's tiny test ResNet at 32 px).
 - ``make_fscoco`` / ``write_image``: a raw FS-COCO folder layout of 8x8 images.
 - ``fake_results``: a hand-made ``analysis.RunResults`` (no training) for the small analysis module tests.
+- ``hard_links_work``: whether a folder's filesystem makes hard links.
 - ``REPO``, ``SHARED_DATA``: the checkout, and the development data beside it (``../shared/data``), for test
   files at any depth under tests/.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING
@@ -107,3 +109,16 @@ def fake_results(info: dict | None = None) -> analysis.RunResults:
     spec = SimpleNamespace(info=info or {}, index_dir=Path("/nonexistent"), csv=lambda s: Path(f"index_{s}.csv"))
     details = {"gallery_files": ["g1", "g2", "g3", "g4"], "gallery_labels": ["p1", "p2", "p3", "p4"]}
     return analysis.RunResults("fake", Path("best.pt"), spec, "index_test.csv", {}, details, queries)
+
+
+def hard_links_work(folder: Path) -> bool:
+    """Whether ``os.link`` works in ``folder`` (probed with a throw-away file; nothing is left behind)."""
+    (folder / "probe").write_bytes(b"x")
+    try:
+        os.link(folder / "probe", folder / "probe2")
+    except OSError:
+        return False
+    finally:
+        for name in ("probe", "probe2"):
+            (folder / name).unlink(missing_ok=True)
+    return True

@@ -1,5 +1,6 @@
-"""Issue 23: the epoch that is the best one is stored once on disk: ``epoch_XX.pt`` is a hard link to
-``best.pt`` (made atomically), or a copy of its bytes where hard links are unsupported."""
+"""`engine.checkpoints` in a run folder (issue 23): the epoch that is the best one is stored once on disk:
+``epoch_XX.pt`` is a hard link to ``best.pt`` (made atomically), or a copy of its bytes where hard links are
+unsupported; rotation never touches ``best.pt``. (``fileio.atomic_link`` itself: tests/test_fileio.py.)"""
 
 from __future__ import annotations
 
@@ -15,8 +16,7 @@ import torch
 from sbir_utils import engine
 from sbir_utils.config import TrainConfig
 from sbir_utils.engine import checkpoints, fit, run_folder
-from sbir_utils.fileio import atomic_link
-from tests.helpers import make_tiny_dataset
+from tests.helpers import hard_links_work, make_tiny_dataset
 
 torch.set_num_threads(1)
 CFG = TrainConfig(model="convnext_infonce", backbone="test_convnext", image_size=32, embed_dim=16, epochs=2,
@@ -47,18 +47,6 @@ def _fit(data, run_dir, cfg=CFG, resume=False, **settings):
     return fit(dataclasses.replace(cfg, **settings), data, run_dir, resume=resume, progress=False)
 
 
-def _links_work(folder: Path) -> bool:
-    (folder / "probe").write_bytes(b"x")
-    try:
-        os.link(folder / "probe", folder / "probe2")
-    except OSError:
-        return False
-    finally:
-        for name in ("probe", "probe2"):
-            (folder / name).unlink(missing_ok=True)
-    return True
-
-
 def _names(ckpts: Path) -> list[str]:
     return sorted(p.name for p in ckpts.iterdir())
 
@@ -70,7 +58,7 @@ def test_best_epoch_file_is_a_hard_link_to_best_pt(data, tmp_path, scores):
     assert s["best_epoch"] == 2 and _names(ckpts) == ["best.pt", "epoch_01.pt", "epoch_02.pt"]  # no temporaries
     best, e1, e2 = ckpts / "best.pt", ckpts / "epoch_01.pt", ckpts / "epoch_02.pt"
     assert best.read_bytes() == e2.read_bytes()
-    if _links_work(tmp_path):
+    if hard_links_work(tmp_path):
         assert os.stat(best).st_ino == os.stat(e2).st_ino and os.stat(best).st_nlink == 2
         # epoch 1 was best.pt too, until epoch 2 replaced best.pt by a new file: epoch_01.pt kept its bytes.
         assert os.stat(e1).st_ino != os.stat(best).st_ino and os.stat(e1).st_nlink == 1
@@ -83,7 +71,7 @@ def test_an_epoch_that_is_not_best_is_its_own_file(data, tmp_path, scores):
     scores.update({1: 0.7, 2: 0.5})
     _fit(data, tmp_path / "run")
     ckpts = tmp_path / "run" / "checkpoints"
-    assert os.stat(ckpts / "best.pt").st_ino == os.stat(ckpts / "epoch_01.pt").st_ino or not _links_work(tmp_path)
+    assert os.stat(ckpts / "best.pt").st_ino == os.stat(ckpts / "epoch_01.pt").st_ino or not hard_links_work(tmp_path)
     assert os.stat(ckpts / "epoch_02.pt").st_ino != os.stat(ckpts / "best.pt").st_ino
     assert engine.load_checkpoint(ckpts / "best.pt")["epoch"] == 1
     assert engine.load_checkpoint(ckpts / "epoch_02.pt")["epoch"] == 2
@@ -125,34 +113,6 @@ def test_without_hard_links_the_epoch_file_is_a_copy_with_equal_bytes(data, tmp_
     assert best.read_bytes() == e2.read_bytes()
     assert os.stat(best).st_ino != os.stat(e2).st_ino and os.stat(best).st_nlink == os.stat(e2).st_nlink == 1
     assert engine.load_checkpoint(e2)["epoch"] == 2
-
-
-# ---- atomic_link itself -------------------------------------------------------------------------------------
-
-def test_atomic_link_replaces_the_target_and_leaves_no_temporary(tmp_path):
-    src, dst = tmp_path / "a", tmp_path / "d" / "b"
-    src.write_bytes(b"new")
-    dst.parent.mkdir()
-    dst.write_bytes(b"old")
-    linked = atomic_link(src, dst)
-    assert dst.read_bytes() == b"new" and linked == _links_work(tmp_path)
-    if linked:
-        assert os.stat(src).st_ino == os.stat(dst).st_ino
-        assert atomic_link(src, dst)  # already a link to the same file: a rename that does nothing
-    assert sorted(p.name for p in dst.parent.iterdir()) == ["b"]
-
-
-@pytest.mark.parametrize("how", ["raises", "missing"])
-def test_atomic_link_falls_back_to_an_atomic_copy(tmp_path, monkeypatch, how):
-    if how == "raises":
-        monkeypatch.setattr(os, "link", lambda *a, **k: (_ for _ in ()).throw(OSError(errno.EXDEV, "cross-device")))
-    else:
-        monkeypatch.delattr(os, "link")
-    src, dst = tmp_path / "a", tmp_path / "b"
-    src.write_bytes(b"bytes")
-    assert atomic_link(src, dst) is False
-    assert dst.read_bytes() == b"bytes" and os.stat(src).st_ino != os.stat(dst).st_ino
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
 
 
 def test_a_failed_link_and_copy_keeps_the_previous_checkpoint(tmp_path, monkeypatch):

@@ -1,7 +1,7 @@
 """Bad and unusual image files (issue 8): truncated, corrupt, not images, odd modes, EXIF rotation,
 decompression bombs. Every failure is an ``ImageDecodeError`` naming the file; ``read_index(check_decode=True)``
 turns it into a counted skip; a training run stops with one line naming the file.
-tests/data/test_images_strokes.py checks that each mode becomes RGB of the right size; here the pixels are checked."""
+tests/data/test_images.py checks that each mode becomes RGB of the right size; here the pixels are checked."""
 
 from __future__ import annotations
 
