@@ -1,6 +1,6 @@
 """Bad command-line arguments (issue 8): one ``sbir CMD: error: ...`` line and status 2, never a traceback.
 ``--epochs -3``, a missing --train_csv, an unknown backbone, a missing --ckpt and a missing --model_path
-for eval are in tests/test_cli_train_eval.py."""
+for eval are in tests/test_train_cli.py."""
 
 from __future__ import annotations
 

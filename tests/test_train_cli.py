@@ -1,4 +1,5 @@
-"""`sbir train` / `sbir eval`: the seeds' flags, the run folder, JSON output, one-line errors."""
+"""`sbir train` (`train_cli`), and `sbir eval` on what it trained: the seeds' flags, the run folder, JSON output,
+one-line errors. (`sbir eval` alone: tests/test_eval_cli.py.)"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`sbir --help`, `--version`, every option's help text, "did you mean" hints, flag spellings."""
+"""`cli`: `sbir --help`, `--version`, every option's help text, "did you mean" hints, flag spellings."""
 
 from __future__ import annotations
 
