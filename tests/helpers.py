@@ -5,6 +5,7 @@
 - ``TINY_TRAIN_ARGS``: flags for a one-second ``sbir train`` run (timm's tiny test ResNet at 32 px).
 - ``make_fscoco`` / ``write_image``: a raw FS-COCO folder layout of 8x8 images.
 - ``fake_results``: a hand-made ``analysis.RunResults`` (no training) for the small analysis module tests.
+- ``random_images``: a seeded batch of random images (N, 3, size, size) for the model tests.
 - ``hard_links_work``: whether a folder's filesystem makes hard links.
 - ``REPO``, ``SHARED_DATA``: the checkout, and the development data beside it (``../shared/data``), for test
   files at any depth under tests/.
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+import torch
 from PIL import Image, ImageDraw
 
 from sbir_utils.data.index import write_index, write_spec
@@ -122,3 +124,8 @@ def hard_links_work(folder: Path) -> bool:
         for name in ("probe", "probe2"):
             (folder / name).unlink(missing_ok=True)
     return True
+
+
+def random_images(n: int = 4, size: int = 32, seed: int = 0) -> torch.Tensor:
+    """``n`` images of 3 x ``size`` x ``size`` standard-normal pixels, the same for the same seed."""
+    return torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(seed))
