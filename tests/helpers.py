@@ -5,6 +5,8 @@
 - ``TINY_TRAIN_ARGS``: flags for a one-second ``sbir train`` run (timm's tiny test ResNet at 32 px).
 - ``make_fscoco`` / ``write_image``: a raw FS-COCO folder layout of 8x8 images.
 - ``fake_results``: a hand-made ``analysis.RunResults`` (no training) for the small analysis module tests.
+- ``APP_*``, ``app_drawings``, ``render_drawing``, ``save_random_checkpoint``, ``png_bytes``, ``library_topk``:
+  the app tests' gallery of line drawings and what ``sbir_utils`` itself answers for a query.
 - ``random_images``: a seeded batch of random images (N, 3, size, size) for the model tests.
 - ``hard_links_work``: whether a folder's filesystem makes hard links.
 - ``REPO``, ``SHARED_DATA``: the checkout, and the development data beside it (``../shared/data``), for test
@@ -13,6 +15,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import os
 from pathlib import Path
 from types import SimpleNamespace
@@ -23,10 +27,12 @@ import pandas as pd
 import torch
 from PIL import Image, ImageDraw
 
+from sbir_utils.config import TrainConfig
 from sbir_utils.data.index import write_index, write_spec
 
 if TYPE_CHECKING:
     from sbir_utils import analysis
+    from sbir_utils.app import search
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -129,3 +135,55 @@ def hard_links_work(folder: Path) -> bool:
 def random_images(n: int = 4, size: int = 32, seed: int = 0) -> torch.Tensor:
     """``n`` images of 3 x ``size`` x ``size`` standard-normal pixels, the same for the same seed."""
     return torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(seed))
+
+
+# The app tests' gallery (tests/app/): APP_LINE px at 256 is the page's default stroke of 6 px at 512.
+APP_PHOTOS, APP_PHOTO_SIZE, APP_LINE = 8, 256, 3
+APP_CFG = TrainConfig(model="convnext_infonce", backbone="test_convnext", image_size=64, embed_dim=16,
+                      weights="random")
+
+
+def app_drawings(seed: int = 0) -> list[list[np.ndarray]]:
+    """APP_PHOTOS drawings (the app tests' gallery) of three random polylines each, coordinates in [0.1, 0.9]."""
+    rng = np.random.default_rng(seed)
+    return [[rng.uniform(0.1, 0.9, size=(int(rng.integers(2, 5)), 2)) for _ in range(3)] for _ in range(APP_PHOTOS)]
+
+
+def render_drawing(strokes: list[np.ndarray], size: int, width: int) -> Image.Image:
+    """Black polylines (coordinates in [0, 1]) on a white ``size`` x ``size`` RGB image."""
+    img = Image.new("RGB", (size, size), "white")
+    draw = ImageDraw.Draw(img)
+    for s in strokes:
+        draw.line([tuple(p * size) for p in s], fill="black", width=width, joint="curve")
+    return img
+
+
+def save_random_checkpoint(cfg: TrainConfig, path: Path) -> Path:
+    """An engine checkpoint of ``cfg``'s model, random-initialised with seed 0."""
+    from sbir_utils.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(cfg, weights="random")
+    torch.save({"format": 1, "epoch": 0, "model": model.state_dict(), "config": dataclasses.asdict(cfg)}, path)
+    return path
+
+
+def png_bytes(img: Image.Image) -> bytes:
+    """``img`` encoded as PNG."""
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def library_topk(searcher: search.Searcher, data: bytes, tmp: Path) -> tuple[list[int], list[float]]:
+    """What ``sbir_utils`` gives for the query ``data``: ``engine.encode`` of sketch and photos, exact top-k."""
+    from sbir_utils.engine import encode
+    from sbir_utils.retrieval import topk
+
+    query = tmp / "query.png"
+    query.write_bytes(data)
+    q, _ = encode(searcher.model, [str(query)], "sketch", searcher.cfg.image_size, crop=searcher.cfg.crop)
+    g, _ = encode(searcher.model, searcher.paths, "photo", searcher.cfg.image_size,
+                  photo_mode=searcher.cfg.photo_mode, crop=searcher.cfg.crop)
+    scores, idx = topk(q, g, len(searcher.paths))
+    return idx[0].tolist(), scores[0].tolist()
