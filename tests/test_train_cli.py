@@ -192,3 +192,16 @@ def test_missing_files_stop_training_before_it_starts_unless_skip_missing(tmp_pa
     captured = capsys.readouterr()
     assert rc == 0, captured.err
     assert "--skip_missing: rows left out {\"rows with missing or undecodable files\": 2}" in captured.out
+
+
+def test_init_from_is_the_model_path_flag():
+    import argparse
+
+    from sbir_utils import train_cli
+
+    parser = argparse.ArgumentParser()
+    train_cli.add_arguments(parser)
+    args = parser.parse_args(["--data_root", "x", "--init_from", "a.pt", "--select_metric", "mrr"])
+    assert args.model_path == "a.pt" and args.select_metric == "mrr"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--data_root", "x", "--select_metric", "nonsense"])

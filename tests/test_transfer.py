@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import pytest
 
-from sbir_utils import cli, transfer, transfer_cli, transfer_report
+from sbir_utils import cli, transfer, transfer_report
 from tests.helpers import make_tiny_dataset
 
 
@@ -176,19 +176,6 @@ def test_transfer_refuses_a_category_index_and_names_it(env, capsys):
     assert code == 2 and "fine-grained" in err and str(real) in err
 
 
-def test_init_from_is_the_model_path_flag():
-    import argparse
-
-    from sbir_utils import train_cli
-
-    parser = argparse.ArgumentParser()
-    train_cli.add_arguments(parser)
-    args = parser.parse_args(["--data_root", "x", "--init_from", "a.pt", "--select_metric", "mrr"])
-    assert args.model_path == "a.pt" and args.select_metric == "mrr"
-    with pytest.raises(SystemExit):
-        parser.parse_args(["--data_root", "x", "--select_metric", "nonsense"])
-
-
 def test_profile_transfer_section_and_cli_changes():
     plan = transfer.TransferPlan(None, None, "cpu", {"epochs": 5, "temperature": 0.1})
     t, cfg = plan.settings(), transfer.base_config(plan)
@@ -202,50 +189,3 @@ def test_profile_transfer_section_and_cli_changes():
     full = transfer.TransferPlan(None, None, "full")
     # the full profile's InfoNCE run starts from ImageNet weights; in the table only pretrained-init does
     assert full.settings().weights == "imagenet" and transfer.base_config(full).weights == "random"
-
-
-def test_crop_flags_reach_the_configs():
-    import argparse
-
-    from sbir_utils import train_cli
-
-    parser = argparse.ArgumentParser()
-    train_cli.add_arguments(parser)
-    assert train_cli.resolve_config(parser.parse_args(["--data_root", "x", "--crop"])).crop
-    assert not train_cli.resolve_config(parser.parse_args(["--data_root", "x"])).crop  # off unless asked
-    parser = argparse.ArgumentParser()
-    transfer_cli.add_arguments(parser)
-    args = parser.parse_args(["--real_root", "r", "--out", "o", "--no-crop"])
-    assert args.crop is False
-
-
-def test_fused_row_at_weight_zero_is_the_learned_rows_evaluation(env):
-    """fusion.fused_metrics scores the checkpoint itself (its own preprocessing, retrieval_task's order): with HOG
-    weighted 0 it must give exactly what engine.evaluate gives the pretrained-init row; HOG with weight
-    chosen on validation can only be picked from the grid given."""
-    import numpy as np
-
-    from sbir_utils.data.index import load_spec, read_index
-    from sbir_utils.engine import fit
-
-    real = make_tiny_dataset(env / "real", photos=(6, 3, 5), sketches=2, size=48)
-    from sbir_utils.config import TrainConfig
-
-    cfg = TrainConfig(model="convnext_infonce", backbone="test_convnext", image_size=32, embed_dim=16, epochs=1,
-                      batch_size=8, loss="infonce", photo_mode="edges", crop=True, seed=3)
-    ckpt = fit(cfg, real, env / "run", progress=False)["best_checkpoint"]
-    spec = load_spec(real)
-    val_df, test_df = (read_index(spec.csv(s), spec) for s in ("val", "test"))
-    rng = np.random.default_rng(0)
-    hog_val = rng.random((len(val_df), val_df["label"].nunique()))
-    hog_test = rng.random((len(test_df), test_df["label"].nunique()))
-    from sbir_utils.fusion import fused_metrics
-
-    learned, weight = fused_metrics(ckpt, val_df, test_df, hog_val, hog_test, weights=(0.0,))
-    expected = transfer._test_metrics(ckpt, spec.index_dir)
-    assert weight == 0.0
-    for m in transfer.METRICS:
-        assert learned[m] == pytest.approx(expected[m], abs=1e-9), m
-    assert (learned["n_queries"], learned["n_gallery"]) == (expected["n_queries"], expected["n_gallery"])
-    _, chosen = fused_metrics(ckpt, val_df, test_df, hog_val, hog_test, weights=(0.5, 2.0))
-    assert chosen in (0.5, 2.0)
