@@ -1,5 +1,6 @@
-"""`data.procedural.builders` (household, outdoor, shoe): every category's builder, every value of its
-categorical attributes, gives finite geometry; attributes change the geometry; the same seed, the same parts."""
+"""`data.procedural.builders` and its modules `household`, `outdoor` and `shoe` (one test file for the three: every
+test runs over every category through the registry): every category's builder, every value of its categorical
+attributes, gives finite geometry; attributes change the geometry; the same seed, the same parts."""
 
 from __future__ import annotations
 
