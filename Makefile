@@ -22,7 +22,7 @@ $(error PROFILE=$(PROFILE) is not a known profile: use one of $(KNOWN_PROFILES) 
 endif
 endif
 
-.PHONY: help venv kernel data reproduce app test test-unit test-notebooks test-e2e lint lab bench clean distclean
+.PHONY: help venv kernel data reproduce app test test-unit test-notebooks test-e2e lint lab bench bench-gpu clean distclean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2}'
@@ -64,6 +64,11 @@ test: $(STAMP) ## Unit tests, nbval over the notebooks (smoke defaults) and one 
 
 bench: $(STAMP) ## Run the benchmark suite and write BENCHMARKS.md
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/bench.py $(BENCH_ARGS)
+
+# On a GPU machine (docs/benchmarks.md): the race uses the seed's checkout in build/seed-repo when there is one.
+# PY=python3 runs it with that interpreter's packages instead of .venv (which is then not built).
+bench-gpu: $(if $(filter $(VENV)/bin/python,$(PY)),$(STAMP)) ## GPU section of BENCHMARKS.md: throughput at 224 px, the seed race (BENCH_GPU_ARGS=...)
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/bench_gpu.py $(if $(wildcard build/seed-repo/train.py),--seed_repo build/seed-repo) $(BENCH_GPU_ARGS)
 
 # In notebooks a trailing ';' is deliberate (it hides a figure's repr), so E703 is ignored there.
 lint: $(STAMP) ## ruff over the package, tests and notebooks

@@ -11,6 +11,7 @@ from typing import Any
 from bench_measure import MB, TARGETS
 from bench_sections import (
     embedding_section,
+    gpu_section,
     retrieval_section,
     speedups_section,
     training_section,
@@ -118,10 +119,19 @@ def render(res: dict[str, Any], out: Path, md_path: Path) -> str:
     L += retrieval_section(res, rel)
     L += wall_times_section(res)
     L += speedups_section(res)
+    L += gpu_section(read_gpu(out), rel)
     L += ["## Reproduce", "", "```", "make bench                                  # this file; add BENCH_ARGS=... for options",
           ".venv/bin/python benchmarks/bench.py --quick --markdown /tmp/B.md   # ~1 min smoke check",
           ".venv/bin/python benchmarks/bench.py --help", "```", ""]
     return "\n".join(L)
+
+
+def read_gpu(out: Path) -> dict[str, Any] | None:
+    """``out/gpu.json`` of ``benchmarks/bench_gpu.py`` (the GPU section), None when absent or unreadable."""
+    try:
+        return json.loads((out / "gpu.json").read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def _machine_section(res: dict[str, Any], rel: str) -> list[str]:

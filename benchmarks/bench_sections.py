@@ -267,3 +267,91 @@ def speedups_section(res: dict[str, Any]) -> list[str]:
     else:
         L += ["Not run.", ""]
     return L
+
+
+def gpu_section(gpu: dict[str, Any] | None, rel: str = "benchmarks/results") -> list[str]:
+    """Section 6: the GPU figures of ``benchmarks/bench_gpu.py`` (its gpu.json), or how to make them."""
+    L = ["## 6. GPU: the seeds' full setting (issue 20)", ""]
+    if not gpu:
+        return L + ["Not measured yet: run `make bench-gpu` on a machine with a GPU (`benchmarks/bench_gpu.py`; "
+                    "docs/benchmarks.md says how).", ""]
+    m, d, t = gpu.get("machine") or {}, gpu.get("data") or {}, gpu["targets"]
+    where = f"{m['gpu']} ({m['cpus']} CPU cores)" if m.get("gpu") else f"the CPU ({m.get('cpus', '?')} cores), no GPU"
+    L += [f"Measured by `{gpu['command']}` on {where}, torch {m.get('torch', '?')} (CUDA {m.get('cuda') or '–'}), on "
+          f"{gpu['date']} at commit `{gpu['commit']}`, in {gpu.get('runtime_s', 0) / 60:.1f} min"
+          + ("" if gpu.get("complete") else " (**cut short: the parts below are what it finished**)")
+          + f". Machine-readable: [`{rel}/gpu.json`]({rel}/gpu.json).", ""]
+    if gpu["settings"].get("quick") or not m.get("gpu"):
+        L += ["**A smoke run (`--quick` and/or no GPU): small backbones at low resolution. These figures show that "
+              "the script works, not what a GPU does; run `make bench-gpu` on a GPU machine.**", ""]
+    if d.get("source") == "synthetic":
+        L += [f"Data: {d['pairs']:,} pairs, {d['what']}; mean file size {d['photo_kb']:.0f} KB (photo) / "
+              f"{d['sketch_kb']:.0f} KB (sketch); generated in {d['generate_s']:.1f} s with {d['processes']} processes.", ""]
+    else:
+        L += [f"Data: `{d.get('root')}`.", ""]
+    return L + _gpu_designs(gpu, t) + _gpu_race(gpu.get("race"), t)
+
+
+def _met(x: float | None, target: float) -> str:
+    return "–" if x is None else ("met" if x >= target else f"**missed** ({x:.2f} < {target})")
+
+
+def _gpu_designs(gpu: dict[str, Any], t: dict[str, float]) -> list[str]:
+    """The training and the embedding table of the GPU section."""
+    s, designs = gpu["settings"], gpu.get("designs") or []
+    L = ["Training pairs/s: *compute only* is the engine's step (uint8 batch normalised on the device, forward, "
+         f"loss, backward, AdamW) on one batch already on the device ({s['steps']} timed steps after {s['warmup']} "
+         "warm-up steps); *cold* / *warm* are whole epochs through the engine's loader (`PairDataset` + sampler + "
+         "`make_loader`, pinned memory), from the loader's start to the device finishing the last step: epoch 1 "
+         "with an empty image store (every image decoded and stored), epoch 2 reading it.", "",
+         "| design | backbone | px | batch | amp | workers | compute only | cold epoch | ratio | warm epoch | ratio "
+         f"| target ≥ {t['data_ratio']} (cold / warm) |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in designs:
+        if "error" in r:
+            L.append(f"| {r['family']} | error: {r['error'][:200]} |" + " |" * 10)
+            continue
+        c, w = r["cold"], r["warm"]
+        L.append(f"| {r['family']} | {r['backbone']} | {r['image_size']} | {r['batch_size']} | "
+                 f"{'bf16' if r['amp'] else 'fp32'} | {r['num_workers']} | {fmt(r['compute']['pairs_s'])} | "
+                 f"{fmt(c['pairs_s'])} ({c['steps']} steps, first batch {c['first_batch_s']:.2f} s) | "
+                 f"{r['cold_ratio']:.2f} | {fmt(w['pairs_s'])} (first batch {w['first_batch_s']:.2f} s) | "
+                 f"{r['warm_ratio']:.2f} | {_met(r['cold_ratio'], t['data_ratio'])} / {_met(r['warm_ratio'], t['data_ratio'])} |")
+    L += ["", "Gallery embedding images/s: `engine.encode` over the training photos (a cold pass with an empty image "
+          "store, then warm passes) against its loop on uint8 photos already on the device (best of two runs).", "",
+          "| design | images | batch | workers | compute only | cold pass | ratio | warm pass | ratio "
+          f"| target ≥ {t['embed_ratio']} (warm) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in designs:
+        if "error" not in r:
+            e = r["embed"]
+            L.append(f"| {r['family']} | {e['images']:,} | {e['batch_size']} | {e['num_workers']} | "
+                     f"{fmt(e['compute_img_s'])} | {fmt(e['cold_img_s'])} | {e['cold_ratio']:.2f} | "
+                     f"{fmt(e['warm_img_s'])} | {e['warm_ratio']:.2f} | {_met(e['warm_ratio'], t['embed_ratio'])} |")
+    return L + [""]
+
+
+def _gpu_race(race: dict[str, Any] | None, t: dict[str, float]) -> list[str]:
+    """The race against the ConvNeXt seed's training loop."""
+    L = ["Race against the ConvNeXt seed's own training loop (`benchmarks/bench_gpu_race.py`), pairs/s:", ""]
+    if not race:
+        return L + ["Not run.", ""]
+    ours, seed = race.get("ours") or {}, race.get("seed") or {}
+    L += ["| run | epoch 1 (cold) | epoch 2 (warm) |", "|---|---|---|"]
+    if ours.get("pairs_s"):
+        L.append(f"| `{ours['command']}` (whole epochs, its metrics.csv) | "
+                 + " | ".join(fmt(x) for x in ours["pairs_s"][:2]) + " |")
+    elif ours:
+        L.append(f"| `sbir train` | error: {ours.get('error', '?')[:200]} | |")
+    if seed.get("pairs_s"):
+        e = seed["epochs"]
+        L.append(f"| the seed's train.py (commit `{(seed.get('commit') or '?')[:7]}`, fp32, single-process PIL "
+                 f"decoding; {e[0]['steps'] + e[0]['untimed_steps']} batches of {seed['batch']} per epoch, the first "
+                 f"{e[0]['untimed_steps']} of epoch 1 untimed; loading {100 * e[-1]['load_frac']:.0f}% of epoch 2) | "
+                 + " | ".join(fmt(x) for x in seed["pairs_s"][:2]) + " |")
+    if race.get("speedup"):
+        L += ["| **speed-up** | " + " | ".join(f"x{x:.1f}" for x in race["speedup"][:2]) + " |", "",
+              f"Target ≥ x{t['race']:g} in both epochs: {_met(min(race['speedup'][:2]), t['race'])}."]
+    if race.get("status") != "measured":
+        L += ["", f"Seed loop: {race.get('status')}: {race.get('reason')}"]
+    if seed.get("patches"):
+        L += ["", "Changed from outside the seed's files for this run: " + "; ".join(seed["patches"]) + "."]
+    return L + [""]
