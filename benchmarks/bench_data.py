@@ -53,23 +53,30 @@ class Trainer:
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.objective = engine._objective(1, cfg)
 
-    def step(self, sketch: Any, photo: Any, labels: Any) -> float:
+    def step(self, sketch: Any, photo: Any, labels: Any) -> Any:
+        """One step as the engine's: uint8 batches normalised on the device (where this version of the library
+        hands out uint8), forward, loss, backward, AdamW. Returns the loss, detached and not read: the engine
+        reads a step's numbers only after queuing the next step (no per-step wait for the device)."""
         import torch
 
         from sbir_utils import engine
 
-        d = self.device
-        sketch = sketch.to(d).contiguous(memory_format=self.fmt)
-        photo, labels = photo.to(d).contiguous(memory_format=self.fmt), labels.to(d)
+        d, cl = self.device, self.fmt is torch.channels_last
+        if sketch.dtype == torch.uint8:
+            from sbir_utils.data.transforms import normalize_batch
+
+            sketch, photo = normalize_batch(sketch, d, cl), normalize_batch(photo, d, cl)
+        else:
+            sketch = sketch.to(d).contiguous(memory_format=self.fmt)
+            photo = photo.to(d).contiguous(memory_format=self.fmt)
+        labels = labels.to(d)
         with engine.autocast(d, self.cfg.amp):
             out = self.forward(sketch, photo, labels)
             loss, _ = engine.compute_loss(out, labels, self.cfg, self.objective)
-        if not bool(torch.isfinite(loss)):
-            raise FloatingPointError(f"non-finite loss {float(loss)}")
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
-        return float(loss.detach())  # the engine reads the loss every step (a device sync)
+        return loss.detach()
 
 
 def photo_kw(cfg: Any) -> dict[str, Any]:
@@ -138,7 +145,12 @@ def premade_photos(paths: list[str], cfg: Any) -> Any:
     from sbir_utils.data.loading import ImageDataset
 
     ds = ImageDataset(paths, "photo", cfg.image_size, **photo_kw(cfg), **store_kw(ImageDataset, None))
-    return torch.stack([ds[i] for i in range(len(paths))])
+    x = torch.stack([ds[i] for i in range(len(paths))])
+    if x.dtype == torch.uint8:  # this version of the library hands out uint8: the model's input is float
+        from sbir_utils.data.transforms import normalize_batch
+
+        x = normalize_batch(x)
+    return x
 
 
 class Batches:
@@ -184,7 +196,9 @@ def premade_batch(df: Any, cfg: Any, sampler: str, batch_size: int | None = None
 
 def timed_steps(tr: Trainer, n: int, batch: tuple | None, stream: Batches | None, acc: dict) -> None:
     """Run ``n`` steps on ``batch`` (pre-made) or from ``stream`` (data path) and add to ``acc``."""
-    wait = 0.0
+    import torch
+
+    wait, loss = 0.0, None
     with Clock(tr.device) as c:
         for _ in range(n):
             if stream is not None:
@@ -193,11 +207,13 @@ def timed_steps(tr: Trainer, n: int, batch: tuple | None, stream: Batches | None
                 wait += time.perf_counter() - t
             else:
                 s, p, y = batch
-            tr.step(s, p, y)
+            loss = tr.step(s, p, y)
             acc["pairs"] += int(y.shape[0])
     acc["steps"] += n
     acc["seconds"] += c.seconds
     acc["wait_s"] += wait
+    if loss is not None and not bool(torch.isfinite(loss)):  # read once, after the clock stopped
+        raise FloatingPointError(f"non-finite loss {float(loss)}")
     acc["cpu_s"] += c.cpu_share * c.seconds
 
 

@@ -14,7 +14,7 @@ from torch import nn
 from .. import engine
 from ..data.images import load_image
 from ..data.loading import ImageDataset
-from ..data.transforms import crop_to_object, square
+from ..data.transforms import crop_to_object, normalize_batch, square
 from .queries import _show
 
 
@@ -76,8 +76,10 @@ def plot_attention(checkpoint: str | Path, pairs: Sequence[tuple[str, str]], siz
     """For each (sketch, photo) pair: the sketch's and the photo's self-attention maps and, with
     cross-attention, the photo positions the sketch attends to, upsampled over the images."""
     model, cfg, _ = engine.load_model(checkpoint)
-    sketches = torch.stack([ImageDataset([s], "sketch", cfg.image_size, image_cache=None, crop=cfg.crop)[0] for s, _ in pairs])
-    photos = torch.stack([ImageDataset([p], "photo", cfg.image_size, cfg.photo_mode, image_cache=None, crop=cfg.crop)[0] for _, p in pairs])
+    sketches = normalize_batch(torch.stack([ImageDataset([s], "sketch", cfg.image_size, image_cache=None, crop=cfg.crop)[0]
+                                            for s, _ in pairs]))
+    photos = normalize_batch(torch.stack([ImageDataset([p], "photo", cfg.image_size, cfg.photo_mode, image_cache=None,
+                                                       crop=cfg.crop)[0] for _, p in pairs]))
     maps = {"sketch self": attention_map(model, sketches), "photo self": attention_map(model, photos)}
     if getattr(model, "cross_attn", None) is not None:
         maps["sketch -> photo"] = attention_map(model, sketches, photos)

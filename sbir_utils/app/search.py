@@ -28,6 +28,7 @@ from PIL import Image, UnidentifiedImageError
 from ..config import TrainConfig
 from ..data.images import ImageDecodeError, load_image
 from ..data.loading import ImageDataset
+from ..data.transforms import normalize_batch
 from ..gallery_index import MANIFEST, build_index_from_shards, missing_shards, read_manifest
 from ..retrieval import INDEX_KINDS, ExactIndex, FaissIndex, file_fingerprint
 
@@ -77,7 +78,7 @@ def query_tensor(data: bytes, cfg: TrainConfig) -> torch.Tensor:
         try:
             if int(np.asarray(load_image(path, kind="sketch")).min()) >= BLANK_LEVEL:
                 raise QueryError("The sketch is blank: draw some strokes first.", 422)
-            x = ImageDataset([path], "sketch", cfg.image_size, image_cache=None, crop=cfg.crop)[0]
+            x = normalize_batch(ImageDataset([path], "sketch", cfg.image_size, image_cache=None, crop=cfg.crop)[0])
         except ImageDecodeError as exc:
             reason = str(exc).split(": ", 1)[-1]
             raise QueryError(f"The image could not be decoded ({reason}).", 415) from None

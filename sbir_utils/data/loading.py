@@ -3,8 +3,10 @@
 Preprocessing (the image transforms are in ``transforms``) is the same at training and evaluation time
 for both modalities: optionally crop to the drawing / object (``crop=True``, ``crop_to_object``), pad to
 a square on white (keeps the aspect ratio; sketches and product photos have white backgrounds; a sketch
-shrunk a lot is thickened first), resize to ``image_size``, ImageNet mean/std normalisation; sketches are
-greyscale replicated to 3 channels; photos as ``rgb`` or ``edges`` (``photo_input``).
+shrunk a lot is thickened first), resize to ``image_size``; photos as ``rgb`` or ``edges`` (``photo_input``).
+The datasets yield **uint8** tensors ``(C, S, S)`` (C = 1 for sketches and edge photos, 3 for RGB photos);
+``transforms.normalize_batch`` makes the model's float input of a batch on the device that runs the model
+(ImageNet mean/std, greyscale replicated to 3 channels), so a GPU receives a quarter of float32's bytes.
 Augmentation (``train=True, augment=True``) touches sketches only: a small random affine jitter and,
 sometimes, a one-pixel stroke-thickness change (``SketchAugment``) at twice the output resolution; a
 pair is mirrored as a whole with probability 1/2. Randomness comes from torch's generator, so a seeded
@@ -36,12 +38,11 @@ from .image_store import open_store
 from .images import load_image
 from .transforms import (
     SketchAugment,
-    array_to_tensor,
     check_photo_mode,
     crop_to_object,
     photo_input,
     square,
-    to_tensor,
+    to_uint8,
 )
 
 SAMPLERS = ("auto", "photo_unique", "pk", "random")
@@ -55,7 +56,7 @@ def label_codes(labels: Sequence[str]) -> tuple[np.ndarray, list[str]]:
 
 
 class PairDataset(Dataset):
-    """Rows of an index as ``(sketch (3, H, W), photo (3, H, W), label code)``.
+    """Rows of an index as ``(sketch uint8 (1, S, S), photo uint8 (C, S, S), label code)``.
 
     Args:
         df: from ``read_index`` (needs ``sketch_file``, ``image_file``, ``label``).
@@ -98,16 +99,16 @@ class PairDataset(Dataset):
         if self.flip and float(torch.rand(())) < 0.5:
             sketch, photo = ImageOps.mirror(sketch), ImageOps.mirror(photo)
         size = (self.image_size, self.image_size)
-        return (to_tensor(sketch.resize(size, Image.Resampling.BILINEAR)),
-                to_tensor(photo.resize(size, Image.Resampling.BILINEAR)), int(self.labels[i]))
+        return (to_uint8(sketch.resize(size, Image.Resampling.BILINEAR)),
+                to_uint8(photo.resize(size, Image.Resampling.BILINEAR)), int(self.labels[i]))
 
 
 class ImageDataset(Dataset):
-    """Single images (queries or gallery) with the evaluation preprocessing: ``(3, H, W)`` tensors.
+    """Single images (queries or gallery) with the evaluation preprocessing: uint8 ``(C, S, S)`` tensors.
 
     Args: paths: image files; kind: ``"sketch"`` or ``"photo"``; image_size: output side; photo_mode:
     ``rgb`` or ``edges`` (photos only, see ``transforms.photo_input``); image_cache: as in :class:`PairDataset`
-    (here the final ``image_size`` image is stored, so a second pass only normalises); crop: as in
+    (here the final ``image_size`` image is stored, so a second pass only copies it); crop: as in
     :class:`PairDataset`.
     """
 
@@ -127,7 +128,7 @@ class ImageDataset(Dataset):
         return len(self.paths)
 
     def __getitem__(self, i: int) -> torch.Tensor:
-        return array_to_tensor(self._images.array(self.paths[i]))
+        return to_uint8(self._images.array(self.paths[i]))
 
 
 def _cache_root(image_cache: str | Path | None) -> Path | None:
@@ -315,15 +316,21 @@ def seed_worker(worker_id: int) -> None:
 
 
 def make_loader(dataset: Dataset, *, batch_sampler: Sampler | None = None, batch_size: int = 64,
-                num_workers: int = 0, seed: int = 0) -> DataLoader:
+                num_workers: int = 0, seed: int = 0, pin_memory: bool = False, prefetch_factor: int = 4) -> DataLoader:
     """A DataLoader with deterministic worker seeding (``generator`` seeded with ``seed``).
 
     With ``batch_sampler`` it is a training loader; otherwise it iterates ``dataset`` in order.
+    ``pin_memory`` (for a CUDA device): batches in page-locked memory, so that ``normalize_batch``'s
+    non-blocking copy overlaps the GPU's work; ``prefetch_factor``: batches each worker prepares ahead.
+    Workers are not persistent: a training loader is made per epoch with that epoch's seed, which keeps
+    every epoch's augmentation, and so a resumed run, exactly repeatable.
     """
     gen = torch.Generator()
     gen.manual_seed(int(seed))
     common = dict(num_workers=num_workers, worker_init_fn=seed_worker, generator=gen,
-                  persistent_workers=False, pin_memory=False)
+                  persistent_workers=False, pin_memory=pin_memory)
+    if num_workers > 0:
+        common["prefetch_factor"] = prefetch_factor
     if batch_sampler is not None:
         return DataLoader(dataset, batch_sampler=batch_sampler, **common)
     return DataLoader(dataset, batch_size=batch_size, shuffle=False, **common)

@@ -2,8 +2,11 @@
 
 The model's preprocessing: optionally crop to the drawing / object (:func:`crop_to_object`), pad to a
 square on white and resize (:func:`square`; sketches thickened first when shrunk a lot), photos as
-``rgb`` or as ``edges`` (:func:`photo_input`), then :func:`to_tensor` (ImageNet mean/std normalisation;
-sketches greyscale replicated to 3 channels). :class:`SketchAugment` is the training-time sketch jitter.
+``rgb`` or as ``edges`` (:func:`photo_input`). The datasets hand out uint8 tensors (:func:`to_uint8`,
+1 channel for greyscale, 3 for RGB: a quarter of float32's bytes to copy to a GPU); :func:`normalize_batch`
+turns a batch of them into the model's float input where the model runs (ImageNet mean/std normalisation,
+greyscale replicated to 3 channels). :func:`to_tensor` is both steps for one image, bit-identical.
+:class:`SketchAugment` is the training-time sketch jitter.
 
 The HOG baselines' preparation: :func:`square_grey` and :func:`photo_to_sketchlike` (a photo as
 greyscale or as Canny edges drawn black on white); :func:`photo_input`'s ``edges`` mode uses the latter.
@@ -26,8 +29,6 @@ STD = (0.229, 0.224, 0.225)
 PHOTO_MODES = ("rgb", "edges")  # a model's photo input (photo_input)
 SKETCHLIKE_MODES = ("grey", "edges")  # a HOG baseline's photo preparation (photo_to_sketchlike)
 INK_THRESHOLD = {"sketch": 200, "photo": 235}  # grey level below which a pixel is drawing / object, not paper
-
-_to_tensor = v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)])
 
 
 def check_photo_mode(mode: str, modes: tuple[str, ...] = PHOTO_MODES) -> None:
@@ -119,18 +120,36 @@ def photo_input(photo: Image.Image, size: int, mode: str = "rgb") -> Image.Image
     return square(edges, size, "sketch")
 
 
-def to_tensor(img: Image.Image) -> torch.Tensor:
-    """PIL (L or RGB) -> normalised float tensor (3, H, W)."""
-    return _to_tensor(img.convert("RGB"))
+def to_uint8(img: Image.Image | np.ndarray) -> torch.Tensor:
+    """PIL image (L or RGB) or uint8 array ``(H, W)`` / ``(H, W, 3)`` -> uint8 tensor ``(C, H, W)``, C = 1 or 3."""
+    t = torch.from_numpy(np.array(img, dtype=np.uint8))  # a writable copy (PIL's and memmap views are not)
+    return t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1).contiguous()
 
 
-def array_to_tensor(arr: np.ndarray) -> torch.Tensor:
-    """uint8 ``(H, W)`` or ``(H, W, 3)`` -> the same normalised float tensor (3, H, W) as :func:`to_tensor`
-    of that image, without building a PIL image (the same torchvision kernels, so bit-identical)."""
-    t = torch.from_numpy(np.ascontiguousarray(arr))
-    t = t.unsqueeze(0).expand(3, -1, -1) if t.ndim == 2 else t.permute(2, 0, 1)
-    t = TF.to_dtype(t.contiguous(), torch.float32, scale=True)
-    return TF.normalize(t, list(MEAN), list(STD))
+def normalize_batch(x: torch.Tensor, device: torch.device | str | None = None,
+                    channels_last: bool = False) -> torch.Tensor:
+    """uint8 images ``(B, C, H, W)`` or ``(C, H, W)`` (C = 1 or 3) -> the model's float32 input
+    ``(B, 3, H, W)`` / ``(3, H, W)``: scaled to [0, 1], ImageNet mean/std normalised, greyscale replicated to
+    3 channels. With ``device`` the uint8 tensor is copied there first (``non_blocking``: asynchronous from
+    pinned memory) and the arithmetic runs on that device. ``channels_last``: NHWC memory format (faster
+    convolutions on recent GPUs; the values are the same)."""
+    if x.dtype != torch.uint8:
+        raise TypeError(f"normalize_batch expects uint8 images, got {x.dtype}")
+    if device is not None:
+        x = x.to(device, non_blocking=True)
+    c = x.shape[-3]
+    if c == 1:
+        x = x.expand(*x.shape[:-3], 3, *x.shape[-2:])
+    elif c != 3:
+        raise ValueError(f"normalize_batch expects 1 or 3 channels, got shape {tuple(x.shape)}")
+    x = TF.normalize(TF.to_dtype(x.contiguous(), torch.float32, scale=True), list(MEAN), list(STD))
+    return x.contiguous(memory_format=torch.channels_last) if channels_last and x.ndim == 4 else x
+
+
+def to_tensor(img: Image.Image | np.ndarray) -> torch.Tensor:
+    """PIL image (L or RGB) or uint8 array -> the model's normalised float tensor (3, H, W): :func:`to_uint8`
+    then :func:`normalize_batch`."""
+    return normalize_batch(to_uint8(img))
 
 
 class SketchAugment:

@@ -15,12 +15,13 @@ from torch import nn
 from ..config import TrainConfig
 from ..data.index import DatasetSpec, load_spec, read_index
 from ..data.loading import ImageDataset, make_loader
+from ..data.transforms import normalize_batch
 from ..metrics import evaluate_embeddings, mean_metrics, per_query_metrics
 from ..models import rerank, stage2_similarity
 from ..retrieval import topk
 from ..retrieval_task import retrieval_task, sorted_index
 from .checkpoints import load_model
-from .device import _unwrap, autocast, resolve_device
+from .device import _unwrap, autocast, prefers_channels_last, resolve_device
 
 
 def _sorted_index(csv: Path, spec: DatasetSpec, skip_missing: bool = False) -> pd.DataFrame:
@@ -62,21 +63,26 @@ def encode(model: nn.Module, paths: list[str], kind: str, image_size: int, batch
     was_training = model.training
     model.eval()
     loader = make_loader(ImageDataset(paths, kind, image_size, photo_mode, crop=crop), batch_size=batch_size,
-                         num_workers=num_workers)
+                         num_workers=num_workers, pin_memory=device.type == "cuda")
+    channels_last = prefers_channels_last(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
     embs, maps = [], []
     try:
         for x in loader:
-            x = x.to(device)
+            x = normalize_batch(x, device, channels_last)
             with autocast(device, amp):
                 if with_maps:
                     m = model.maps(x)
                     e = model.embed_maps(m, kind)
-                    maps.append(m.float().cpu())
+                    maps.append(m.float().contiguous().to("cpu", non_blocking=True))
                 else:
                     e = model.embed_sketch(x) if kind == "sketch" else model.embed_photo(x)
-            embs.append(e.float().cpu())
+            embs.append(e.float().to("cpu", non_blocking=True))
     finally:
         model.train(was_training)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)  # the non-blocking copies to the host have landed
     return torch.cat(embs), (torch.cat(maps) if with_maps else None)
 
 

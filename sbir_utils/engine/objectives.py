@@ -30,8 +30,9 @@ def _objective(epoch: int, cfg: TrainConfig) -> str:
 
 
 def compute_loss(out: dict[str, torch.Tensor], labels: torch.Tensor, cfg: TrainConfig, objective: str,
-                 symmetric: bool = False, pair_weight: float = 1.0) -> tuple[torch.Tensor, dict[str, float]]:
-    """Total loss of a batch and its parts (``loss_embed``, ``loss_pair``).
+                 symmetric: bool = False, pair_weight: float = 1.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Total loss of a batch and its parts (``loss_embed``, ``loss_pair``: detached 0-dim tensors on the loss's
+    device, so that nothing here waits for the device).
 
     ``out``: ``sketch`` and ``photo`` embeddings (B, D), for AAFG with a pair scorer also ``pair_scores``
     and ``pair_valid`` (see ``losses.pair_ranking_loss``); ``labels`` (B,). Returns (scalar loss, parts)."""
@@ -40,9 +41,9 @@ def compute_loss(out: dict[str, torch.Tensor], labels: torch.Tensor, cfg: TrainC
     else:
         embed = batch_hard_triplet(out["sketch"], out["photo"], labels, labels.clone(), cfg.margin,
                                    mining=objective.split("-", 1)[1])
-    total, parts = embed, {"loss_embed": float(embed.detach())}
+    total, parts = embed, {"loss_embed": embed.detach()}
     if "pair_scores" in out and pair_weight > 0:
         pair = pair_ranking_loss(out["pair_scores"], out["pair_valid"], cfg.temperature)
         total = total + pair_weight * pair
-        parts["loss_pair"] = float(pair.detach())
+        parts["loss_pair"] = pair.detach()
     return total, parts

@@ -64,6 +64,8 @@ class _Run:
     prior_wall: float = 0.0  # wall time of the epochs before a resume (s)
     t_start: float = 0.0  # time.perf_counter() when this process's epochs began
     last_good: Path | None = None  # newest epoch_XX.pt written (rank 0)
+    has_pair: bool = False  # the model produced pair scores in the last step (AAFG with a pair scorer)
+    channels_last: bool = False  # model and input batches in NHWC memory format (on CUDA devices)
 
 
 @dataclasses.dataclass

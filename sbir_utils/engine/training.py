@@ -18,10 +18,11 @@ from torch import nn
 from ..config import TrainConfig, check_train_config, core_fields
 from ..data.index import DatasetSpec, IndexValidationError, load_spec
 from ..data.loading import PairDataset, make_batch_sampler, make_loader
+from ..data.transforms import normalize_batch
 from ..models import build_model, freeze_batchnorm, read_state_dict
 from . import objectives, run_folder
 from .checkpoints import latest_checkpoint, load_checkpoint
-from .device import autocast, resolve_device
+from .device import autocast, prefers_channels_last, resolve_device
 from .distributed import _all_mean, _init_distributed, gather_batch
 from .inference import _resolve_csv, _sorted_index
 from .objectives import cosine_lr
@@ -109,6 +110,7 @@ def _set_up(job: _Job) -> _Run:
     else:
         run_folder._clear_old_run(job)
     run.model, run.train_model = _wrap_ddp(model, device, job.world)
+    run.channels_last = prefers_channels_last(device)
     run.writer = run_folder._open_log(run)
     run.dataset = PairDataset(train_df, cfg.image_size, train=True, augment=cfg.augment, photo_mode=cfg.photo_mode,
                               crop=cfg.crop)
@@ -177,6 +179,8 @@ def _build_model(job: _Job, options: dict[str, Any]) -> nn.Module:
             raise ValueError(f"{cfg.model_path}: does not fit a {cfg.model} with backbone {cfg.backbone} and "
                              f"embed_dim {cfg.embed_dim} ({str(exc).splitlines()[1].strip()[:300]})") from None
     model.to(job.device)
+    if prefers_channels_last(job.device):
+        model.to(memory_format=torch.channels_last)
     return model
 
 
@@ -229,7 +233,7 @@ def _train_epoch(run: _Run, epoch: int) -> _EpochResult:
         raise ValueError(f"{run.train_path}: too few rows for one batch of {cfg.batch_size} "
                          f"({len(run.train_df)} rows, sampler {run.sampler}, {job.world} process(es))")
     loader = make_loader(run.dataset, batch_sampler=run.batches, num_workers=cfg.num_workers,
-                         seed=cfg.seed * 1000 + epoch)
+                         seed=cfg.seed * 1000 + epoch, pin_memory=job.device.type == "cuda")
     objective = objectives._objective(epoch, cfg)
     lr = cosine_lr(cfg.lr, epoch, cfg.epochs)
     for group in run.optimizer.param_groups:
@@ -238,19 +242,22 @@ def _train_epoch(run: _Run, epoch: int) -> _EpochResult:
     if cfg.freeze_bn:
         freeze_batchnorm(run.model)
     sums: dict[str, float] = {"loss": 0.0, "loss_embed": 0.0, "loss_pair": 0.0}
-    n_steps, n_pairs, has_pair = 0, 0, False
+    n_steps, n_pairs, has_pair, pending = 0, 0, False, None
     t0 = time.perf_counter()
     bar = tqdm(loader, desc=f"epoch {epoch}/{cfg.epochs}", file=sys.stderr, mininterval=5.0,
                disable=not (job.progress and job.main), leave=False)
-    for step, (sketch, photo, labels) in enumerate(bar, 1):
-        loss, parts, has_pair = _train_step(run, (sketch, photo, labels), objective, epoch, step)
-        sums["loss"] += loss
-        for k, v in parts.items():
-            sums[k] += v
+    for step, batch in enumerate(bar, 1):
+        done = _train_step(run, batch, objective)
+        has_pair = run.has_pair
+        if pending is not None:  # the previous step's numbers: by now the device has finished it
+            _add_step(run, pending, sums, epoch)
+        pending = (step, done)
         n_steps += 1
-        n_pairs += sketch.shape[0]
+        n_pairs += batch[0].shape[0]
         if step % 10 == 0:
-            bar.set_postfix(loss=f"{sums['loss'] / n_steps:.4f}", refresh=False)
+            bar.set_postfix(loss=f"{sums['loss'] / max(n_steps - 1, 1):.4f}", refresh=False)
+    if pending is not None:
+        _add_step(run, pending, sums, epoch)
     bar.close()
     train_time = time.perf_counter() - t0
     means = _all_mean([sums[k] / n_steps for k in ("loss", "loss_embed", "loss_pair")], job.world, job.device)
@@ -260,29 +267,48 @@ def _train_epoch(run: _Run, epoch: int) -> _EpochResult:
     return _EpochResult(row, n_pairs, t0, train_time)
 
 
-def _train_step(run: _Run, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], objective: str, epoch: int,
-                step: int) -> tuple[float, dict[str, float], bool]:
-    """One optimisation step on ``batch`` = (sketches (B, 3, S, S), photos (B, 3, S, S), labels (B,)).
+def _train_step(run: _Run, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], objective: str) -> torch.Tensor:
+    """One optimisation step on ``batch`` = (sketches uint8 (B, 1, S, S), photos uint8 (B, C, S, S), labels (B,)),
+    normalised on the device (``transforms.normalize_batch``). Sets ``run.has_pair`` (the model produced pair
+    scores).
 
-    Returns ``(loss, parts, has_pair)``: the loss as a float, its parts (``compute_loss``) and whether the
-    model produced pair scores. A non-finite loss on any rank stops every rank (NonFiniteLossError)."""
+    Returns the step's numbers, on the device and not yet read: ``(non-finite flag (max over ranks), loss,
+    loss_embed, loss_pair)``. Reading them waits for the device, so the loop reads a step's numbers only
+    after it has queued the next step (:func:`_add_step`); a non-finite loss then stops every rank one step
+    later, before anything is written."""
     job, device = run.job, run.job.device
-    sketch, photo, labels = (t.to(device) for t in batch)
+    sketch, photo = (normalize_batch(t, device, run.channels_last) for t in batch[:2])
+    labels = batch[2].to(device, non_blocking=True)
     with autocast(device, job.cfg.amp):
         out = run.train_model(sketch, photo, labels)
         out, batch_labels = gather_batch(out, labels, job.world)
         loss, parts = objectives.compute_loss(out, batch_labels, job.cfg, objective, job.cfg.symmetric,
                                                job.cfg.pair_weight)
-    bad = torch.tensor(0.0 if torch.isfinite(loss) else 1.0, device=device)
+    run.has_pair = "pair_scores" in out
+    bad = (~torch.isfinite(loss.detach())).float()
     if job.world > 1:
         dist.all_reduce(bad, op=dist.ReduceOp.MAX)
-    if bad.item() > 0:
-        where = f"{run.last_good}" if run.last_good else "none written yet"
-        raise NonFiniteLossError(
-            f"epoch {epoch}, batch {step}: the loss is not finite ({float(loss.detach())}); training stopped. "
-            f"Last good checkpoint: {where}. Try a lower --lr, or turn --amp off.")
     run.optimizer.zero_grad(set_to_none=True)
     run.scaler.scale(loss).backward()
     run.scaler.step(run.optimizer)
     run.scaler.update()
-    return float(loss.detach()), parts, "pair_scores" in out
+    zero = torch.zeros((), device=device)
+    return torch.stack([bad, loss.detach().float(), parts["loss_embed"].float(),
+                        parts.get("loss_pair", zero).float()])
+
+
+def _add_step(run: _Run, pending: tuple[int, torch.Tensor], sums: dict[str, float], epoch: int) -> None:
+    """Read a finished step's numbers (one host synchronisation) into ``sums``; a non-finite loss on any rank
+    raises :class:`NonFiniteLossError` naming the step and the last good checkpoint (nothing of this epoch
+    has been written, so that checkpoint is the run's latest)."""
+    step, numbers = pending
+    bad, loss, embed, pair = numbers.tolist()
+    if bad > 0:
+        where = f"{run.last_good}" if run.last_good else "none written yet"
+        raise NonFiniteLossError(
+            f"epoch {epoch}, batch {step}: the loss is not finite ({loss}); training stopped. "
+            f"Last good checkpoint: {where}. Try a lower --lr, or turn --amp off.")
+    sums["loss"] += loss
+    sums["loss_embed"] += embed
+    if run.has_pair:
+        sums["loss_pair"] += pair

@@ -17,6 +17,7 @@ from sbir_utils.config import load_profile  # noqa: E402
 from sbir_utils.data.images import load_image  # noqa: E402
 from sbir_utils.data.loading import ImageDataset  # noqa: E402
 from sbir_utils.data.procedural import load_attributes  # noqa: E402
+from sbir_utils.data.transforms import normalize_batch  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -117,9 +118,9 @@ def test_attention_map_shape_matches_the_feature_map(trained):
     _, _, res = trained
     model, cfg, _ = engine.load_model(res.checkpoint)
     files = res.queries["sketch_file"].tolist()[:3]
-    x = torch.stack([ImageDataset(files, "sketch", cfg.image_size)[i] for i in range(3)])
-    photos = torch.stack([ImageDataset(res.queries["true_file"].tolist()[:3], "photo", cfg.image_size)[i]
-                          for i in range(3)])
+    x = normalize_batch(torch.stack([ImageDataset(files, "sketch", cfg.image_size)[i] for i in range(3)]))
+    photos = normalize_batch(torch.stack([ImageDataset(res.queries["true_file"].tolist()[:3], "photo",
+                                                       cfg.image_size)[i] for i in range(3)]))
     with torch.no_grad():
         fmap = model.maps(x)
     m = analysis.attention_map(model, x)

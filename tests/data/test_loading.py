@@ -22,7 +22,7 @@ from sbir_utils.data.loading import (
     make_batch_sampler,
     make_loader,
 )
-from sbir_utils.data.transforms import MEAN, STD
+from sbir_utils.data.transforms import MEAN, STD, normalize_batch
 from tests.helpers import make_tiny_dataset
 
 
@@ -35,14 +35,18 @@ def test_pair_dataset_shapes_and_same_normalisation(tiny):
     df = read_index(tiny / "index_train.csv")
     ds = PairDataset(df, image_size=32, train=False)
     sketch, photo, label = ds[0]
-    assert sketch.shape == photo.shape == (3, 32, 32) and sketch.dtype == torch.float32
+    # uint8 images, greyscale sketches with one channel: the model's float input is made on its device
+    assert sketch.shape == (1, 32, 32) and photo.shape == (3, 32, 32)
+    assert sketch.dtype == photo.dtype == torch.uint8
     assert isinstance(label, int) and 0 <= label < len(ds.label_names)
+    eval_img = ImageDataset([df["sketch_file"][0]], "sketch", 32)[0]
+    assert torch.equal(eval_img, sketch)  # the same preprocessing for queries at evaluation
     # White background maps to the same normalised value in both modalities, train and eval alike.
+    sketch, photo = normalize_batch(sketch), normalize_batch(photo)
+    assert sketch.shape == photo.shape == (3, 32, 32) and sketch.dtype == torch.float32
     white = torch.tensor([(1 - m) / s for m, s in zip(MEAN, STD)])
     assert torch.allclose(sketch[:, 0, 0], white, atol=1e-4)
     assert torch.allclose(photo[:, 0, 0], white, atol=1e-4)
-    eval_img = ImageDataset([df["sketch_file"][0]], "sketch", 32)[0]
-    assert torch.equal(eval_img, sketch)  # the same preprocessing for queries at evaluation
 
 
 def test_augmentation_only_in_training_and_seeded(tiny):
@@ -142,7 +146,7 @@ def test_large_sketches_are_thickened_before_shrinking(tmp_path):
     big.save(path)
     plain = np.asarray(big.resize((32, 32), Image.Resampling.BILINEAR)).min() / 255.0  # ~0.97: nearly gone
     ours = ImageDataset([path], "sketch", 32)[0]  # thickened at 512 px, then 512 -> 64 -> 32
-    darkest = float(ours[0].min() * STD[0] + MEAN[0])  # back to [0, 1]
+    darkest = float(ours.min()) / 255.0
     assert plain > 0.9 and darkest < plain - 0.2  # the stroke survives as a visible line
 
 
@@ -151,13 +155,12 @@ def test_photos_as_edge_maps_look_like_sketches(tmp_path):
     df = read_index(root / "index_train.csv")
     rgb = ImageDataset(df["image_file"].tolist(), "photo", 32)[0]
     edges = ImageDataset(df["image_file"].tolist(), "photo", 32, photo_mode="edges")[0]
-    mean, std = torch.tensor(MEAN)[:, None, None], torch.tensor(STD)[:, None, None]
-    pixels = edges * std + mean  # back to [0, 1]
-    assert torch.allclose(pixels[0], pixels[1], atol=1e-5) and torch.allclose(pixels[1], pixels[2], atol=1e-5)
+    assert edges.shape == (1, 32, 32) and rgb.shape == (3, 32, 32)  # an edge map is greyscale, as a sketch
+    pixels = edges.float() / 255.0
     assert (pixels > 0.9).float().mean() > 0.5  # mostly white paper, dark lines
-    assert (pixels < 0.7).any() and not torch.allclose(edges, rgb)
+    assert (pixels < 0.7).any() and not torch.allclose(normalize_batch(edges), normalize_batch(rgb))
     pair = PairDataset(df, 32, photo_mode="edges")[0][1]
-    assert torch.allclose(pair, edges, atol=1e-5)  # training and evaluation see the same photo
+    assert torch.equal(pair, edges)  # training and evaluation see the same photo
     with pytest.raises(ValueError, match="photo_mode must be one of"):
         ImageDataset(df["image_file"].tolist(), "photo", 32, photo_mode="canny")
 
@@ -203,8 +206,8 @@ def test_crop_makes_a_small_off_centre_drawing_fill_the_frame(tmp_path):
     files = [tmp_path / "small.png", tmp_path / "large.png"]
     plain = ImageDataset(files, "sketch", 32, image_cache=None)
     cropped = ImageDataset(files, "sketch", 32, image_cache=None, crop=True)
-    gap_plain = float((plain[0] - plain[1]).abs().mean())
-    gap_cropped = float((cropped[0] - cropped[1]).abs().mean())
+    gap_plain = float((plain[0].float() - plain[1].float()).abs().mean())
+    gap_cropped = float((cropped[0].float() - cropped[1].float()).abs().mean())
     assert gap_cropped < 0.5 * gap_plain  # cropping aligns the two drawings; padding alone does not
     box = crop_to_object(small, "sketch")
     assert box.size[0] < 200 and box.size[1] < 150  # the ink's box (160 x 120) plus a 5% margin

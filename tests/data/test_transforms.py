@@ -7,15 +7,18 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageDraw
+from torchvision.transforms import v2
 
 from sbir_utils.data.transforms import (
     MEAN,
     STD,
     SketchAugment,
     crop_to_object,
+    normalize_batch,
     photo_input,
     square,
     to_tensor,
+    to_uint8,
 )
 
 
@@ -74,3 +77,24 @@ def test_sketch_augment_is_seeded_and_can_be_the_identity():
     assert a.size == sketch.size and a.mode == "L" and np.array_equal(np.asarray(a), np.asarray(b))
     identity = SketchAugment(degrees=0.0, translate=0.0, scale=(1.0, 1.0), thickness_p=0.0)
     assert np.array_equal(np.asarray(identity(sketch)), np.asarray(sketch))
+
+
+def test_normalize_batch_is_to_tensor_bit_for_bit_and_checks_its_input():
+    """The datasets' uint8 images made into the model's input where the model runs: the same bits as the
+    per-image float pipeline (torchvision's ToImage, ToDtype(scale), Normalize) it replaced."""
+    rng = np.random.default_rng(0)
+    reference = v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)])
+    for img in (Image.fromarray(rng.integers(0, 256, (9, 11), dtype=np.uint8), "L"),
+                Image.fromarray(rng.integers(0, 256, (9, 11, 3), dtype=np.uint8), "RGB")):
+        u = to_uint8(img)
+        assert u.dtype == torch.uint8 and tuple(u.shape) == ((1 if img.mode == "L" else 3), 9, 11)
+        want = reference(img.convert("RGB"))
+        assert torch.equal(to_tensor(img), want)
+        batch = normalize_batch(torch.stack([u, u]), "cpu")
+        assert batch.shape == (2, 3, 9, 11) and batch.dtype == torch.float32 and torch.equal(batch[1], want)
+        nhwc = normalize_batch(torch.stack([u, u]), channels_last=True)
+        assert nhwc.is_contiguous(memory_format=torch.channels_last) and torch.equal(nhwc, batch)
+    with pytest.raises(TypeError, match="uint8"):
+        normalize_batch(torch.zeros(1, 3, 4, 4))
+    with pytest.raises(ValueError, match="1 or 3 channels"):
+        normalize_batch(torch.zeros(1, 2, 4, 4, dtype=torch.uint8))

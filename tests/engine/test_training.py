@@ -293,3 +293,55 @@ def test_freeze_bn_keeps_the_trunks_statistics_and_trains_the_rest(data, tmp_pat
     with pytest.raises(ValueError, match="freeze_bn"):  # from random initialisation: one clear error
         _fit(dataclasses.replace(cfg, freeze_bn=True), data, tmp_path / "random")
     assert not (tmp_path / "random").exists()
+
+
+def test_a_step_s_numbers_are_read_after_the_next_step_is_queued(data, tmp_path, monkeypatch):
+    """No per-step wait for the device: the loop reads step s's loss (one synchronisation) only after it has
+    queued step s + 1, and the last step's after the loop; the epoch's mean loss is the same as reading each
+    step at once would give."""
+    from sbir_utils.engine import training
+
+    log, real_step, real_add = [], training._train_step, training._add_step
+
+    def step(run, batch, objective):
+        log.append(f"step{sum(x.startswith('step') for x in log) + 1}")
+        return real_step(run, batch, objective)
+
+    def add(run, pending, sums, epoch):
+        log.append(f"read{pending[0]}")
+        return real_add(run, pending, sums, epoch)
+
+    monkeypatch.setattr(training, "_train_step", step)
+    monkeypatch.setattr(training, "_add_step", add)
+    _fit(dataclasses.replace(CONVNEXT, epochs=1), data, tmp_path / "run")
+    n = sum(x.startswith("step") for x in log)
+    assert n >= 2
+    assert log == ["step1"] + [x for s in range(2, n + 1) for x in (f"step{s}", f"read{s - 1}")] + [f"read{n}"]
+
+
+@pytest.mark.parametrize("cfg", [CONVNEXT, AAFG], ids=["convnext_infonce", "aafg"])
+def test_channels_last_as_on_cuda_trains_and_embeds_like_the_default_layout(data, tmp_path, monkeypatch, cfg):
+    """On CUDA the model and its batches are NHWC (``prefers_channels_last``). Forced here on the CPU, both
+    designs train and embed through it (no view of a non-contiguous tensor anywhere), with the same numbers
+    as the default layout up to float rounding (which batch-hard mining can amplify over an epoch's steps, so
+    the epoch's loss is compared loosely, one checkpoint's embeddings tightly)."""
+    from sbir_utils.engine import device, inference, training
+
+    assert not device.prefers_channels_last(torch.device("cpu"))
+    assert device.prefers_channels_last(torch.device("cuda", 0))
+    cfg = dataclasses.replace(cfg, epochs=1)
+    _fit(cfg, data, tmp_path / "plain")
+    for module in (training, inference):
+        monkeypatch.setattr(module, "prefers_channels_last", lambda d: True)
+    nhwc = _fit(cfg, data, tmp_path / "nhwc")
+    a = pd.read_csv(tmp_path / "plain" / "metrics.csv")
+    b = pd.read_csv(tmp_path / "nhwc" / "metrics.csv")
+    assert b["train_loss"].iloc[0] == pytest.approx(a["train_loss"].iloc[0], rel=2e-2)
+    assert b["val_mean_cos"].iloc[0] == pytest.approx(a["val_mean_cos"].iloc[0], abs=1e-3)
+    model, _, _ = engine.load_model(nhwc["best_checkpoint"])
+    files = pd.read_csv(data / "index_val.csv")["path_image"].map(lambda p: str(data / p)).tolist()[:4]
+    e_nhwc, _ = engine.encode(model, files, "photo", cfg.image_size)
+    monkeypatch.setattr(inference, "prefers_channels_last", lambda d: False)
+    model, _, _ = engine.load_model(nhwc["best_checkpoint"])
+    e_plain, _ = engine.encode(model, files, "photo", cfg.image_size)
+    torch.testing.assert_close(e_nhwc, e_plain, rtol=1e-4, atol=1e-5)
