@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -140,7 +141,9 @@ def _parse_csv(csv_path: Path) -> tuple[pd.DataFrame, list[int]]:
     Lines starting with ``#`` are comments (the ``data_templates/`` files explain themselves with them).
     """
     text = _decode_text(csv_path.read_bytes(), csv_path)
-    lines = text.splitlines()
+    # CSV lines end at \n, \r\n or \r only (str.splitlines also splits at \f, \v, \x1c-\x1e, \x85 and
+    # \u2028/9, which may stand inside a label: a label "\f#..." was taken for a comment line)
+    lines = re.split(r"\r\n|\r|\n", text)
     kept = [i for i, ln in enumerate(lines, 1) if not ln.lstrip().startswith("#")]
     if len(kept) < len(lines):
         text = "\n".join(lines[i - 1] for i in kept) + "\n"

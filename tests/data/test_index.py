@@ -128,6 +128,18 @@ def test_comment_lines_are_skipped_and_line_numbers_stay_those_of_the_file(datas
         read_index(dataset / "only.csv")
 
 
+@pytest.mark.parametrize("odd", ["\x0c#", "\x0b#x", "\x1c#", "\x85#", "\u2028#"])
+def test_a_label_holding_a_unicode_line_separator_is_a_label_not_a_comment(dataset, odd):
+    """str.splitlines breaks lines at these characters, CSV does not: such a label (quoted, after a form feed
+    a '#') once made its row a "comment" and left an empty label behind (found by test_rb_property)."""
+    text = f'path_sketch,path_image,label\nsketches/0-1.png,photos/0.png,"{odd}"\nsketches/1-1.png,photos/1.png,x\n'
+    (dataset / "odd.csv").write_text(text, encoding="utf-8")
+    assert read_index(dataset / "odd.csv")["label"].tolist() == [odd.strip(), "x"]
+    (dataset / "odd.csv").write_text(text + "sketches/2-1.png,,y\n", encoding="utf-8")
+    with pytest.raises(IndexValidationError, match=r"odd\.csv:4: empty path_image"):  # line numbers still right
+        read_index(dataset / "odd.csv")
+
+
 TEMPLATES = REPO / "data_templates"
 
 
