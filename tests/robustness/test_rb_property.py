@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import shutil
 import tempfile
 import warnings
@@ -26,7 +27,10 @@ from PIL import Image
 from sbir_utils.data.index import IndexValidationError, read_index
 from sbir_utils.data.strokes import join_strokes, rasterise, split_strokes
 
-FAST = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# The same examples on every run (derandomize): CI is red for a regression, never for a new random draw. Set
+# SBIR_HYPOTHESIS_EXPLORE=1 to draw new examples while working on the reader (how the "\f#" label was found).
+FAST = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+                derandomize=os.environ.get("SBIR_HYPOTHESIS_EXPLORE") != "1")
 
 
 @pytest.fixture(scope="module")
