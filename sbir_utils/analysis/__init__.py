@@ -23,7 +23,7 @@ from .groups import drawer_split, has_drawers, metric_table, per_group, plot_met
 from .loading import RunResults, analysis_runs, load_attributes_for, load_available, load_results, query_table
 from .partial import (
     FRACTIONS,
-    _manifest,  # noqa: F401 (private, read by tests/test_analysis.py)
+    _manifest,  # noqa: F401 (private, read by tests/analysis/test_analysis.py)
     has_strokes,
     partial_rasters,
     partial_sketch_curve,

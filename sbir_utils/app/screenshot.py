@@ -1,6 +1,6 @@
 """A screenshot of the app with results (``docs/img/app.png``): the app opens the latest ``make reproduce`` as
 ``sbir app`` does, headless Chromium draws the strokes of a test sketch of the embedded set on the canvas with the
-mouse, searches, and the page is saved. Needs playwright and a ``chromium`` binary (as ``tests/test_app.py``).
+mouse, searches, and the page is saved. Needs playwright and a ``chromium`` binary (as ``tests/app/test_app.py``).
 
     .venv/bin/python -m sbir_utils.app.screenshot [--out docs/img/app.png] [--gallery 0]
 """
