@@ -6,14 +6,6 @@ from sbir_utils import transfer
 from tests.helpers import make_tiny_dataset
 
 
-@pytest.fixture
-def env(tmp_path, monkeypatch):
-    monkeypatch.setenv("SBIR_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("SBIR_RUNS_DIR", str(tmp_path / "runs"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    return tmp_path
-
-
 def test_fused_row_at_weight_zero_is_the_learned_rows_evaluation(env):
     """fusion.fused_metrics scores the checkpoint itself (its own preprocessing, retrieval_task's order): with HOG
     weighted 0 it must give exactly what engine.evaluate gives the pretrained-init row; HOG with weight

@@ -9,14 +9,6 @@ from sbir_utils import cli, transfer, transfer_report
 from tests.helpers import make_tiny_dataset
 
 
-@pytest.fixture
-def env(tmp_path, monkeypatch):
-    monkeypatch.setenv("SBIR_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("SBIR_RUNS_DIR", str(tmp_path / "runs"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    return tmp_path
-
-
 def test_equal_budget_epochs():
     # 4 embedded epochs of 300 pairs = 1200 pairs = 5 real epochs of 240
     assert transfer.scratch_epochs(10, 4, n_real=240, n_embedded=300) == 15
