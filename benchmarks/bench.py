@@ -134,7 +134,7 @@ def wall_times(args: argparse.Namespace) -> dict[str, Any]:
     if meta_path.is_file():
         meta = json.loads(meta_path.read_text())
         out.update({k: meta.get(k) for k in ("profile", "dataset", "git_commit", "started", "finished",
-                                            "wall_seconds", "notebook_seconds", "cpus")})
+                                            "wall_seconds", "notebook_seconds", "cpus", "runs_trained")})
     test_s, source = args.make_test_seconds, "--make_test_seconds"
     if test_s is None and args.make_test_file:
         import re

@@ -49,7 +49,8 @@ def training_rows(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
                  embed_ratio=e["ratio"], embed_cold_img_s=e.get("cold_img_s"),
                  embed_cold_compute_img_s=e.get("cold_compute_img_s"), embed_cold_ratio=e.get("cold_ratio"),
                  embed_warm_item_ms=e.get("warm_item_ms"), embed_store_read_ms=e.get("store_read_ms"),
-                 embed_decode_item_ms=e.get("decode_item_ms"), image_store_mb=m.get("image_store_mb"),
+                 embed_decode_item_ms=e.get("decode_item_ms"), embed_uint8=e.get("uint8_items"),
+                 image_store_mb=m.get("image_store_mb"),
                  rss_file_after_train_mb=(m.get("rss_after_train") or {}).get("file_mb"),
                  peak_rss_mb=m["peak_rss_mb"], amp_error=m.get("amp_error", ""),
                  est_profile_rss_mb=(m.get("memory_plan") or {}).get("est_profile_rss_mb"))

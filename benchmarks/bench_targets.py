@@ -102,10 +102,16 @@ def _wall_time_targets(wt: dict[str, Any]) -> list[str]:
     L: list[str] = []
     if wt.get("wall_seconds") is not None:
         ok = wt["profile"] == "cpu" and wt["wall_seconds"] < TARGETS["reproduce_s"]
+        trained = wt.get("runs_trained")
         verdict = (status(ok, gap((wt["wall_seconds"] - TARGETS["reproduce_s"]) / 60, " min")) if wt["profile"] == "cpu"
                    else "not measured (the last run was not the cpu profile)")
+        if trained == 0:
+            verdict = "not measured (that run reused every training run: its time is not the study's cost)"
+        elif trained is None:
+            verdict = "not measured (its run_metadata.json does not say whether runs were trained or reused)"
+        runs = "runs trained: unknown (older run_metadata.json)" if trained is None else f"{trained} runs trained"
         L.append(f"| `make reproduce` (cpu profile) < 20 min | {wt['wall_seconds'] / 60:.1f} min (profile "
-                 f"{wt['profile']}, {wt['started']}, commit {wt['git_commit']}) | "
+                 f"{wt['profile']}, {wt['started']}, commit {wt['git_commit']}, {runs}) | "
                  f"{verdict} | |")
     else:
         L.append(f"| `make reproduce` (cpu profile) < 20 min | no {wt['run_metadata']} | not measured | |")
@@ -194,8 +200,9 @@ def _why_embed_warm(r: dict[str, Any]) -> str:
         return txt + ": normalisation / to-tensor of each stored image and loader overhead"
     txt += f": `ImageDataset[i]` alone on the filled store takes {fmt(item, 2)} ms per image"
     if copy is not None:
-        txt += (f", {fmt(copy, 2)} ms of it copying the stored uint8 image and the rest its conversion "
-                "to a normalised float tensor (`transforms.array_to_tensor`)")
+        txt += (f", {fmt(copy, 2)} ms of it copying the stored uint8 image" + (
+            " and the rest wrapping it as a tensor (`transforms.to_uint8`; normalisation runs on the batch, inside "
+            "the model's step)" if r.get("embed_uint8") else " and the rest its conversion to a tensor"))
     if extra > item:
         txt += f"; the remaining {fmt(extra - item, 2)} ms is loader overhead (batching, collation"
         txt += ", worker start-up and transfer)" if nw else ")"

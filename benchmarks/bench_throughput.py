@@ -167,7 +167,8 @@ def bench_embed(spec: dict[str, Any], prof: Any, cfg: Any, df: Any, model: Any, 
         return 1000 * c.seconds / max(n, 1)
 
     ds = ImageDataset(paths, "photo", cfg.image_size, **photo_kw(cfg))  # the store engine.encode filled
-    out["warm_item_ms"] = per_item_ms(ds.__getitem__, len(ds))  # store copy + PIL image + to-tensor/normalise
+    out["warm_item_ms"] = per_item_ms(ds.__getitem__, len(ds))  # store copy + tensor (normalised in older versions)
+    out["uint8_items"] = str(ds[0].dtype) == "torch.uint8"  # normalisation happens on the batch, in encode's loop
     store = getattr(getattr(ds, "_images", None), "store", None)
     out["store_read_ms"] = per_item_ms(store.array, len(store)) if store is not None else None
     raw = ImageDataset(paths, "photo", cfg.image_size, **photo_kw(cfg), **store_kw(ImageDataset, None))

@@ -37,6 +37,13 @@ def notebooks() -> list[Path]:
     return sorted(paths.NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
 
 
+def runs_finished_since(t: float) -> int:
+    """How many training runs under ``paths.runs_dir()`` finished (wrote their ``summary.json``) since ``t``
+    (a ``time.time()``): 0 for a reproduce that reused every run, so its wall time is not the study's cost."""
+    root = paths.runs_dir()
+    return sum(1 for f in root.rglob("summary.json") if f.stat().st_mtime >= t) if root.is_dir() else 0
+
+
 def git_commit() -> str:
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=paths.PROJECT_ROOT,
@@ -124,6 +131,7 @@ def run_study(profile: str = "cpu", dataset: str = "embedded", data_root: str | 
         "finished": dt.datetime.now().isoformat(timespec="seconds"),
         "wall_seconds": round(time.time() - started, 1),
         "notebook_seconds": {r["stem"]: round(r["seconds"], 1) for r in records},
+        "runs_trained": runs_finished_since(started),
         **environment_metadata(),
     }
     cfg.save(staging)

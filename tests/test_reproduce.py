@@ -67,6 +67,7 @@ def test_make_reproduce_smoke_writes_the_report_site(tmp_path):
     assert len(list((reports / "figures").glob("01_*.png"))) >= 3
     meta = json.loads((reports / "run_metadata.json").read_text())
     assert meta["profile"] == "smoke" and set(meta["notebook_seconds"]) == {nb.stem for nb in pipeline.notebooks()}
+    assert meta["runs_trained"] >= 3  # a fresh runs folder: the study's runs were trained, not reused
     assert json.loads((reports / "config.json").read_text())["name"] == "smoke"
     assert not (reports / ".staging").exists()
     # A second run with nothing changed is skipped by make.
