@@ -48,7 +48,9 @@ def test_golden_check_fails_on_a_moved_number(tmp_path, monkeypatch):
 
 def test_make_reproduce_smoke_writes_the_report_site(tmp_path):
     reports = tmp_path / "reports"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "CUDA_VISIBLE_DEVICES": ""}
+    # a runs folder of its own: every run is trained here, as on a fresh clone (make test's build/test/runs
+    # keeps the runs of earlier test sessions, which the study would reuse)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "CUDA_VISIBLE_DEVICES": "", "SBIR_RUNS_DIR": str(tmp_path / "runs")}
     proc = subprocess.run(
         ["make", "-s", "reproduce", "PROFILE=smoke", f"REPORTS_DIR={reports}", f"PYTHON={sys.executable}"],
         cwd=paths.PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=900,
@@ -72,7 +74,7 @@ def test_make_reproduce_smoke_writes_the_report_site(tmp_path):
     assert not (reports / ".staging").exists()
     # A second run with nothing changed is skipped by make.
     again = subprocess.run(["make", "-s", "reproduce", "PROFILE=smoke", f"REPORTS_DIR={reports}"],
-                           cwd=paths.PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+                           cwd=paths.PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0 and "[reproduce]" not in again.stdout
 
 
