@@ -242,13 +242,12 @@ def _train_epoch(run: _Run, epoch: int) -> _EpochResult:
     if cfg.freeze_bn:
         freeze_batchnorm(run.model)
     sums: dict[str, float] = {"loss": 0.0, "loss_embed": 0.0, "loss_pair": 0.0}
-    n_steps, n_pairs, has_pair, pending = 0, 0, False, None
+    n_steps, n_pairs, pending = 0, 0, None
     t0 = time.perf_counter()
     bar = tqdm(loader, desc=f"epoch {epoch}/{cfg.epochs}", file=sys.stderr, mininterval=5.0,
                disable=not (job.progress and job.main), leave=False)
     for step, batch in enumerate(bar, 1):
         done = _train_step(run, batch, objective)
-        has_pair = run.has_pair
         if pending is not None:  # the previous step's numbers: by now the device has finished it
             _add_step(run, pending, sums, epoch)
         pending = (step, done)
@@ -262,7 +261,7 @@ def _train_epoch(run: _Run, epoch: int) -> _EpochResult:
     train_time = time.perf_counter() - t0
     means = _all_mean([sums[k] / n_steps for k in ("loss", "loss_embed", "loss_pair")], job.world, job.device)
     row: dict[str, Any] = {"epoch": epoch, "objective": objective, "train_loss": means[0],
-                           "loss_embed": means[1], "loss_pair": means[2] if has_pair else float("nan"),
+                           "loss_embed": means[1], "loss_pair": means[2] if run.has_pair else float("nan"),
                            "lr": lr}
     return _EpochResult(row, n_pairs, t0, train_time)
 
@@ -310,5 +309,4 @@ def _add_step(run: _Run, pending: tuple[int, torch.Tensor], sums: dict[str, floa
             f"Last good checkpoint: {where}. Try a lower --lr, or turn --amp off.")
     sums["loss"] += loss
     sums["loss_embed"] += embed
-    if run.has_pair:
-        sums["loss_pair"] += pair
+    sums["loss_pair"] += pair  # 0 without a pair term; the row shows NaN when the model has no pair scorer
