@@ -154,16 +154,19 @@ def premade_photos(paths: list[str], cfg: Any) -> Any:
 
 
 class Batches:
-    """Training batches drawn as ``engine._fit`` draws them: one seeded loader per epoch over one dataset.
-    ``image_cache``: the dataset's image store (``"default"``: the process's, as the engine uses it; None:
-    decode every time; a folder: a store of its own)."""
+    """Training batches drawn as ``engine._fit`` draws them: ``loading.TrainingBatches`` over one dataset
+    (persistent workers with ``num_workers > 0``, else one seeded loader per epoch). ``image_cache``: the
+    dataset's image store (``"default"``: the process's, as the engine uses it; None: decode every time; a
+    folder: a store of its own); ``pin_memory``: as the engine on a CUDA device."""
 
-    def __init__(self, df: Any, cfg: Any, sampler: str, num_workers: int, image_cache: Any = "default"):
-        from sbir_utils.data.loading import PairDataset, make_batch_sampler
+    def __init__(self, df: Any, cfg: Any, sampler: str, num_workers: int, image_cache: Any = "default",
+                 pin_memory: bool = False):
+        from sbir_utils.data.loading import PairDataset, TrainingBatches, make_batch_sampler
 
         self.dataset = PairDataset(df, cfg.image_size, train=True, augment=cfg.augment, **photo_kw(cfg),
                                    **store_kw(PairDataset, image_cache))
         self.sampler = make_batch_sampler(df, cfg.batch_size, sampler, seed=cfg.seed)
+        self.loader = TrainingBatches(self.dataset, self.sampler, num_workers, cfg.seed, pin_memory=pin_memory)
         self.cfg, self.num_workers, self.epoch, self._it = cfg, num_workers, 0, None
 
     def __len__(self) -> int:
@@ -171,15 +174,12 @@ class Batches:
 
     def next(self) -> Any:
         from sbir_utils import engine
-        from sbir_utils.data.loading import make_loader
 
         while True:
             if self._it is None:
                 self.epoch += 1
                 engine.seed_everything(self.cfg.seed + self.epoch)
-                self.sampler.set_epoch(self.epoch)
-                self._it = iter(make_loader(self.dataset, batch_sampler=self.sampler, num_workers=self.num_workers,
-                                            seed=self.cfg.seed * 1000 + self.epoch))
+                self._it = iter(self.loader.epoch(self.epoch))
             try:
                 return next(self._it)
             except StopIteration:

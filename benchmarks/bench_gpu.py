@@ -14,7 +14,7 @@ autocast, its batch sizes; random initial weights, since timing does not depend 
    forward, loss, backward, AdamW; channels_last on CUDA) on one pre-made batch already on the device,
    ``--steps`` timed steps after warm-up; like the engine, each step reads the previous step's loss.
 2. *data path*: the same step fed by the engine's loader (``PairDataset`` + ``make_batch_sampler`` +
-   ``make_loader``, ``--num_workers`` workers, pinned memory on CUDA, a new seeded loader per epoch): epoch 1
+   ``TrainingBatches``, ``--num_workers`` persistent workers, pinned memory on CUDA): epoch 1
    *cold* (an empty image store: every image decoded and stored) and epoch 2 *warm*, each a whole epoch
    timed from the loader's start to the device finishing the last step; ratio = pairs/s / compute only.
 3. *gallery embedding*: ``engine.encode`` over the training photos, a cold pass (empty store) and warm
@@ -87,17 +87,12 @@ def run_steps(tr: Any, batches: Any, n: int | None, device: Any) -> dict[str, An
 
 
 def epoch_pass(tr: Any, stream: Any, epoch: int, device: Any) -> dict[str, Any]:
-    """One whole training epoch as ``engine._train_epoch`` draws it (seeded loader made for the epoch,
-    pinned memory on CUDA), timed with :func:`run_steps`."""
+    """One whole training epoch as ``engine._train_epoch`` draws it (``stream.loader.epoch``: persistent
+    workers, pinned memory on CUDA), timed with :func:`run_steps`."""
     from sbir_utils import engine
-    from sbir_utils.data.loading import make_loader
 
-    cfg = stream.cfg
-    engine.seed_everything(cfg.seed + epoch)
-    stream.sampler.set_epoch(epoch)
-    loader = make_loader(stream.dataset, batch_sampler=stream.sampler, num_workers=stream.num_workers,
-                         seed=cfg.seed * 1000 + epoch, pin_memory=device.type == "cuda")
-    return run_steps(tr, loader, None, device)
+    engine.seed_everything(stream.cfg.seed + epoch)
+    return run_steps(tr, stream.loader.epoch(epoch), None, device)
 
 
 def design_config(family: str, settings: dict[str, Any]) -> Any:
@@ -132,10 +127,12 @@ def bench_design(family: str, spec: Any, device: Any, work: Path, settings: dict
         run_steps(tr, itertools.repeat(fixed), settings["warmup"], device)
     res["warmup_s"] = w.seconds
     res["compute"] = run_steps(tr, itertools.repeat(fixed), settings["steps"], device)
-    stream = Batches(df, cfg, sampler, cfg.num_workers, image_cache=work / f"store-train-{family}")
+    stream = Batches(df, cfg, sampler, cfg.num_workers, image_cache=work / f"store-train-{family}",
+                     pin_memory=device.type == "cuda")
     res["steps_per_epoch"] = len(stream)
     res["cold"] = epoch_pass(tr, stream, 1, device)
     res["warm"] = epoch_pass(tr, stream, 2, device)
+    stream.loader.close()
     for k in ("cold", "warm"):
         res[f"{k}_ratio"] = res[k]["pairs_s"] / res["compute"]["pairs_s"]
     if device.type == "cuda":

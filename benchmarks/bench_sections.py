@@ -35,8 +35,9 @@ def training_section(res: dict[str, Any]) -> list[str]:
                 "cache of that time only when num_workers = 0.")
     L += ["## 1. Training throughput (sketch/photo pairs per second)", "",
           "Forward + loss (`engine.compute_loss`, the epoch-1 objective) + backward + AdamW step, as `engine._fit` "
-          "runs it, with random initial weights. *Data path*: `PairDataset` + `make_batch_sampler` + `make_loader` "
-          "over the profile's embedded training index, a new seeded loader per epoch as in the engine. "
+          "runs it, with random initial weights. *Data path*: `PairDataset` + `make_batch_sampler` + `TrainingBatches` "
+          "over the profile's embedded training index, as in the engine (a new seeded loader per epoch without "
+          "workers, persistent workers with them). "
           "*Pre-made*: the same step on one real batch decoded beforehand. Timed steps follow warm-up steps and "
           f"alternate between the two modes in blocks; {cold_txt}", "",
           "| profile | model | backbone | px | batch | amp | workers | steps | data path | pre-made | ratio | "

@@ -10,7 +10,11 @@ The datasets yield **uint8** tensors ``(C, S, S)`` (C = 1 for sketches and edge 
 Augmentation (``train=True, augment=True``) touches sketches only: a small random affine jitter and,
 sometimes, a one-pixel stroke-thickness change (``SketchAugment``) at twice the output resolution; a
 pair is mirrored as a whole with probability 1/2. Randomness comes from torch's generator, so a seeded
-``DataLoader`` (see :func:`make_loader`) is reproducible.
+``DataLoader`` (see :func:`make_loader`) is reproducible. With loader workers the batch samplers hand out
+keyed rows (``(seed, epoch, row)``, :class:`TrainingBatches`) and each row's augmentation draws from a generator
+seeded by its key (:func:`sample_seed`): what a row looks like then depends neither on which worker makes
+it nor on what that worker made before, so workers can stay alive across epochs (``persistent_workers``),
+any worker count gives the same run, and a resumed run repeats its epochs exactly.
 
 Batch samplers yield lists of row indices, re-shuffled per epoch from ``seed + epoch`` and sharded by
 rank for DistributedDataParallel: all ranks draw the same global batches of ``batch_size x world_size``
@@ -91,7 +95,17 @@ class PairDataset(Dataset):
     def __len__(self) -> int:
         return len(self.sketch_files)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    def __getitem__(self, key: int | tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """Row ``key`` (an int), or a keyed row ``(*stream, row)`` from a ``keyed`` batch sampler: its
+        augmentation then draws from torch's generator seeded with :func:`sample_seed` (the caller's
+        generator state is restored afterwards)."""
+        if isinstance(key, tuple):
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(sample_seed(*key))
+                return self._item(int(key[-1]))
+        return self._item(key)
+
+    def _item(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
         sketch = self._sketches.image(self.sketch_files[i])
         photo = self._photos.image(self.image_files[i])
         if self.augment is not None:
@@ -174,12 +188,24 @@ class _Images:
 
 # ---- batch samplers ----------------------------------------------------------------------------------
 
-class _EpochBatchSampler(Sampler[list[int]]):
+def sample_seed(*key: int) -> int:
+    """A 63-bit seed for one keyed row, e.g. ``(seed, epoch, row)``: numpy's ``SeedSequence`` of the key, so
+    nearby keys give unrelated streams. Negative numbers are taken modulo 2**64."""
+    words = [int(k) % 2**64 for k in key]
+    return int(np.random.SeedSequence(words).generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+class _EpochBatchSampler(Sampler[list]):
+    """Batches of row indices, drawn anew per epoch (``set_epoch``); with ``keyed`` set (by
+    :class:`TrainingBatches`) each row comes as ``(seed, epoch, row)``, for :class:`PairDataset`'s per-row
+    augmentation seed."""
+
     def __init__(self, n: int, batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.n, self.batch_size, self.seed = n, int(batch_size), int(seed)
         self.rank, self.world_size, self.epoch = int(rank), int(world_size), 0
+        self.keyed = False
         self.global_batch = self.batch_size * self.world_size  # what one step of all ranks together sees
 
     def set_epoch(self, epoch: int) -> None:
@@ -205,7 +231,9 @@ class _EpochBatchSampler(Sampler[list[int]]):
                 mine.append(batch[self.rank * per:(self.rank + 1) * per])
         return mine
 
-    def __iter__(self) -> Iterator[list[int]]:
+    def __iter__(self) -> Iterator[list]:
+        if self.keyed:
+            return iter([[(self.seed, self.epoch, i) for i in batch] for batch in self._mine()])
         return iter(self._mine())
 
     def __len__(self) -> int:
@@ -300,12 +328,47 @@ def make_batch_sampler(
 ) -> _EpochBatchSampler:
     """The training batch sampler ``kind`` (``photo_unique`` | ``pk`` | ``random``) over ``df``'s rows."""
     if kind == "photo_unique":
-        return PhotoUniqueBatchSampler(df["image_file"].astype(str).tolist(), batch_size, seed, rank, world_size)
-    if kind == "pk":
-        return PKBatchSampler(df["label"].astype(str).tolist(), batch_size, k, seed, rank, world_size)
-    if kind == "random":
-        return RandomBatchSampler(len(df), batch_size, seed, rank, world_size)
-    raise ValueError(f"sampler must be one of {SAMPLERS[1:]}, got {kind!r}")
+        sampler = PhotoUniqueBatchSampler(df["image_file"].astype(str).tolist(), batch_size, seed, rank, world_size)
+    elif kind == "pk":
+        sampler = PKBatchSampler(df["label"].astype(str).tolist(), batch_size, k, seed, rank, world_size)
+    elif kind == "random":
+        sampler = RandomBatchSampler(len(df), batch_size, seed, rank, world_size)
+    else:
+        raise ValueError(f"sampler must be one of {SAMPLERS[1:]}, got {kind!r}")
+    return sampler
+
+
+class TrainingBatches:
+    """A run's training batches, epoch by epoch: ``epoch(e)`` sets the sampler's epoch and returns the loader
+    that draws epoch ``e``.
+
+    With ``num_workers > 0`` the sampler is made ``keyed`` and one loader serves every epoch: its workers
+    persist (no start-up per epoch) and each row's augmentation is seeded by ``(seed, epoch, row)``, so the
+    batches are the same for any worker count and after a resume. Without workers a loader seeded with
+    ``seed * 1000 + epoch`` is made per epoch (augmentation from the main process's torch generator, which
+    the caller re-seeds per epoch), as before workers could persist.
+    """
+
+    def __init__(self, dataset: Dataset, sampler: _EpochBatchSampler, num_workers: int = 0, seed: int = 0,
+                 pin_memory: bool = False):
+        self.dataset, self.sampler, self.num_workers, self.seed = dataset, sampler, int(num_workers), int(seed)
+        self.pin_memory = pin_memory
+        sampler.keyed = self.num_workers > 0
+        self._loader: DataLoader | None = None
+
+    def epoch(self, epoch: int) -> DataLoader:
+        """The loader of ``epoch`` (1-based): iterate it once."""
+        self.sampler.set_epoch(epoch)
+        if self.num_workers == 0:
+            return make_loader(self.dataset, batch_sampler=self.sampler, seed=self.seed * 1000 + epoch)
+        if self._loader is None:
+            self._loader = make_loader(self.dataset, batch_sampler=self.sampler, num_workers=self.num_workers,
+                                       seed=self.seed, pin_memory=self.pin_memory, persistent_workers=True)
+        return self._loader
+
+    def close(self) -> None:
+        """Stop the persistent workers (they stop too when this object is collected)."""
+        self._loader = None
 
 
 def seed_worker(worker_id: int) -> None:
@@ -316,19 +379,21 @@ def seed_worker(worker_id: int) -> None:
 
 
 def make_loader(dataset: Dataset, *, batch_sampler: Sampler | None = None, batch_size: int = 64,
-                num_workers: int = 0, seed: int = 0, pin_memory: bool = False, prefetch_factor: int = 4) -> DataLoader:
+                num_workers: int = 0, seed: int = 0, pin_memory: bool = False, prefetch_factor: int = 4,
+                persistent_workers: bool = False) -> DataLoader:
     """A DataLoader with deterministic worker seeding (``generator`` seeded with ``seed``).
 
     With ``batch_sampler`` it is a training loader; otherwise it iterates ``dataset`` in order.
     ``pin_memory`` (for a CUDA device): batches in page-locked memory, so that ``normalize_batch``'s
-    non-blocking copy overlaps the GPU's work; ``prefetch_factor``: batches each worker prepares ahead.
-    Workers are not persistent: a training loader is made per epoch with that epoch's seed, which keeps
-    every epoch's augmentation, and so a resumed run, exactly repeatable.
+    non-blocking copy overlaps the GPU's work; ``prefetch_factor``: batches each worker prepares ahead;
+    ``persistent_workers`` (with ``num_workers > 0``): the workers live as long as the loader, instead of
+    starting anew for each pass; training uses them through :class:`TrainingBatches`, whose keyed rows
+    make every epoch's augmentation, and so a resumed run, exactly repeatable.
     """
     gen = torch.Generator()
     gen.manual_seed(int(seed))
     common = dict(num_workers=num_workers, worker_init_fn=seed_worker, generator=gen,
-                  persistent_workers=False, pin_memory=pin_memory)
+                  persistent_workers=bool(persistent_workers and num_workers > 0), pin_memory=pin_memory)
     if num_workers > 0:
         common["prefetch_factor"] = prefetch_factor
     if batch_sampler is not None:

@@ -17,7 +17,7 @@ from torch import nn
 
 from ..config import TrainConfig, check_train_config, core_fields
 from ..data.index import DatasetSpec, IndexValidationError, load_spec
-from ..data.loading import PairDataset, make_batch_sampler, make_loader
+from ..data.loading import PairDataset, TrainingBatches, make_batch_sampler
 from ..data.transforms import normalize_batch
 from ..models import build_model, freeze_batchnorm, read_state_dict
 from . import objectives, run_folder
@@ -76,12 +76,15 @@ def _fit(job: _Job) -> dict[str, Any]:
     """The run ``job`` describes, in this process: set up (or resume), train the remaining epochs (rank 0
     validating and writing after each), return the summary."""
     run = _set_up(job)
-    for epoch in range(run.start_epoch, job.cfg.epochs + 1):
-        res = _train_epoch(run, epoch)
-        if job.main:
-            run_folder._end_epoch(run, epoch, res)
-        if job.world > 1:
-            dist.barrier()
+    try:
+        for epoch in range(run.start_epoch, job.cfg.epochs + 1):
+            res = _train_epoch(run, epoch)
+            if job.main:
+                run_folder._end_epoch(run, epoch, res)
+            if job.world > 1:
+                dist.barrier()
+    finally:
+        run.loader.close()  # its persistent workers, if any
     if run.writer is not None:
         run.writer.close()
     return run_folder._summary(run)
@@ -116,6 +119,8 @@ def _set_up(job: _Job) -> _Run:
                               crop=cfg.crop)
     run.batches = make_batch_sampler(train_df, cfg.batch_size, sampler, seed=cfg.seed, rank=job.rank,
                                      world_size=job.world)
+    run.loader = TrainingBatches(run.dataset, run.batches, cfg.num_workers, cfg.seed,
+                                 pin_memory=device.type == "cuda")
     run.prior_wall = float(run.history[-1]["wall_time_s"]) if run.history else 0.0
     run.t_start = time.perf_counter()
     run.last_good = latest_checkpoint(job.run_dir) if job.main else None
@@ -228,12 +233,10 @@ def _train_epoch(run: _Run, epoch: int) -> _EpochResult:
 
     job, cfg = run.job, run.job.cfg
     seed_everything(cfg.seed + epoch)
-    run.batches.set_epoch(epoch)
+    loader = run.loader.epoch(epoch)
     if len(run.batches) == 0:
         raise ValueError(f"{run.train_path}: too few rows for one batch of {cfg.batch_size} "
                          f"({len(run.train_df)} rows, sampler {run.sampler}, {job.world} process(es))")
-    loader = make_loader(run.dataset, batch_sampler=run.batches, num_workers=cfg.num_workers,
-                         seed=cfg.seed * 1000 + epoch, pin_memory=job.device.type == "cuda")
     objective = objectives._objective(epoch, cfg)
     lr = cosine_lr(cfg.lr, epoch, cfg.epochs)
     for group in run.optimizer.param_groups:

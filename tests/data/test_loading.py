@@ -19,8 +19,10 @@ from sbir_utils.data.loading import (
     PhotoUniqueBatchSampler,
     PKBatchSampler,
     RandomBatchSampler,
+    TrainingBatches,
     make_batch_sampler,
     make_loader,
+    sample_seed,
 )
 from sbir_utils.data.transforms import MEAN, STD, normalize_batch
 from tests.helpers import make_tiny_dataset
@@ -117,6 +119,70 @@ def test_loader_is_deterministic(tiny):
 
     a, b = run(), run()
     assert len(a) == len(b) == 4 and all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+def test_sample_seed_is_fixed_per_key_and_differs_between_keys():
+    assert sample_seed(7, 1, 3) == sample_seed(7, 1, 3)
+    seeds = {sample_seed(7, epoch, row) for epoch in range(3) for row in range(50)}
+    assert len(seeds) == 150 and all(0 <= s < 2**63 for s in seeds)
+    assert sample_seed(-1, 0, 0) == sample_seed(2**64 - 1, 0, 0)  # negative seeds: modulo 2**64
+
+
+def test_a_keyed_row_is_augmented_the_same_whatever_came_before(tiny):
+    df = read_index(tiny / "index_train.csv")
+    ds = PairDataset(df, 32, train=True, augment=True)
+    torch.manual_seed(0)
+    first = ds[(5, 2, 3)]
+    state = torch.get_rng_state()
+    for i in range(4):  # other rows, other draws in between
+        ds[i]
+    again = ds[(5, 2, 3)]
+    assert all(torch.equal(a, b) for a, b in zip(first[:2], again[:2])) and first[2] == again[2] == ds[3][2]
+    assert not torch.equal(ds[(5, 3, 3)][0], first[0]) or not torch.equal(ds[(5, 4, 3)][0], first[0])
+    torch.set_rng_state(state)
+    torch.manual_seed(0)
+    ds[(5, 2, 3)]
+    assert torch.equal(torch.get_rng_state(), _state_after_seed(0))  # the caller's generator is left alone
+
+
+def _state_after_seed(seed: int) -> torch.Tensor:
+    torch.manual_seed(seed)
+    return torch.get_rng_state()
+
+
+def _epochs(ds: PairDataset, df: pd.DataFrame, workers: int, epochs: int = 2) -> tuple[list, set[int]]:
+    """Every batch of ``epochs`` epochs from a ``TrainingBatches`` with ``workers`` workers, and the ids of
+    the loaders it handed out."""
+    batches = TrainingBatches(ds, make_batch_sampler(df, 4, "photo_unique", seed=5), workers, seed=5)
+    out, loaders = [], set()
+    for epoch in range(1, epochs + 1):
+        torch.manual_seed(epoch)
+        loader = batches.epoch(epoch)
+        loaders.add(id(loader))
+        out.append([(s, p, y) for s, p, y in loader])
+    batches.close()
+    return out, loaders
+
+
+def test_training_batches_are_the_same_for_any_worker_count_and_workers_persist(tiny):
+    df = read_index(tiny / "index_train.csv")
+    ds = PairDataset(df, 32, train=True, augment=True, image_cache=None)
+    one, one_loaders = _epochs(ds, df, 1)
+    two, two_loaders = _epochs(ds, df, 2)
+    assert len(one_loaders) == len(two_loaders) == 1  # one loader (persistent workers) for every epoch
+    for e1, e2 in zip(one, two):
+        assert len(e1) == len(e2) >= 2
+        for (s1, p1, y1), (s2, p2, y2) in zip(e1, e2):
+            assert torch.equal(s1, s2) and torch.equal(p1, p2) and torch.equal(y1, y2)
+    assert not torch.equal(one[0][0][0], one[1][0][0])  # epoch 2 is drawn anew
+    # Without workers: a fresh loader per epoch, rows as plain indices (the main process's generator).
+    none, none_loaders = _epochs(ds, df, 0)
+    assert len(none_loaders) == 2
+    torch.manual_seed(1)
+    sampler = make_batch_sampler(df, 4, "photo_unique", seed=5)
+    sampler.set_epoch(1)
+    old = [s for s, _, _ in make_loader(ds, batch_sampler=sampler, seed=5 * 1000 + 1)]
+    assert all(torch.equal(a, b[0]) for a, b in zip(old, none[0]))
 
 
 def test_bad_input_is_named():

@@ -83,6 +83,15 @@ def test_resume_continues_exactly(data, tmp_path):
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
+def test_loader_workers_persist_and_give_the_same_run_for_any_count_and_after_a_resume(data, tmp_path):
+    _fit(CONVNEXT, data, tmp_path / "one", num_workers=1)
+    _fit(dataclasses.replace(CONVNEXT, epochs=1), data, tmp_path / "two", num_workers=2)
+    _fit(CONVNEXT, data, tmp_path / "two", resume=True, num_workers=2)
+    a = pd.read_csv(tmp_path / "one" / "metrics.csv").drop(columns=TIMING)
+    b = pd.read_csv(tmp_path / "two" / "metrics.csv").drop(columns=TIMING)
+    pd.testing.assert_frame_equal(a, b)
+
+
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(data, tmp_path, monkeypatch):
     real = engine.compute_loss
 
