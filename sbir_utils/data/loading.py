@@ -360,7 +360,8 @@ class TrainingBatches:
         """The loader of ``epoch`` (1-based): iterate it once."""
         self.sampler.set_epoch(epoch)
         if self.num_workers == 0:
-            return make_loader(self.dataset, batch_sampler=self.sampler, seed=self.seed * 1000 + epoch)
+            return make_loader(self.dataset, batch_sampler=self.sampler, seed=self.seed * 1000 + epoch,
+                               pin_memory=self.pin_memory)
         if self._loader is None:
             self._loader = make_loader(self.dataset, batch_sampler=self.sampler, num_workers=self.num_workers,
                                        seed=self.seed, pin_memory=self.pin_memory, persistent_workers=True)

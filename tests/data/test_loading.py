@@ -185,6 +185,15 @@ def test_training_batches_are_the_same_for_any_worker_count_and_workers_persist(
     assert all(torch.equal(a, b[0]) for a, b in zip(old, none[0]))
 
 
+def test_training_batches_pin_memory_with_and_without_workers(tiny):
+    df = read_index(tiny / "index_train.csv")
+    ds = PairDataset(df, 32, train=True, augment=True, image_cache=None)
+    for workers in (0, 2):
+        batches = TrainingBatches(ds, make_batch_sampler(df, 4, seed=0), workers, pin_memory=True)
+        assert batches.epoch(1).pin_memory and batches.epoch(1).num_workers == workers  # nothing iterated
+        batches.close()
+
+
 def test_bad_input_is_named():
     with pytest.raises(ValueError, match="sketch_file"):
         PairDataset(pd.DataFrame({"label": ["a"]}), 32)
