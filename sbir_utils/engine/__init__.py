@@ -18,7 +18,9 @@ A run directory holds::
 
 Determinism: python/numpy/torch are seeded from ``cfg.seed`` at the start and re-seeded from
 ``cfg.seed + epoch`` at the start of every epoch (so ``resume`` continues exactly), batch order comes
-from ``seed + epoch``, data-loader workers are seeded from a generator seeded per epoch,
+from ``seed + epoch``, augmentation comes from the re-seeded generator without loader workers and, with
+workers (which persist across epochs), from a generator seeded per row by ``(seed, epoch, row)``
+(``data.loading.TrainingBatches``), so any worker count trains the same run,
 ``torch.use_deterministic_algorithms(True, warn_only=True)`` is on and index rows are sorted.
 
 Model selection: ``best.pt`` is the epoch with the highest validation retrieval metric (default
