@@ -10,11 +10,8 @@ The datasets yield **uint8** tensors ``(C, S, S)`` (C = 1 for sketches and edge 
 Augmentation (``train=True, augment=True``) touches sketches only: a small random affine jitter and,
 sometimes, a one-pixel stroke-thickness change (``SketchAugment``) at twice the output resolution; a
 pair is mirrored as a whole with probability 1/2. Randomness comes from torch's generator, so a seeded
-``DataLoader`` (see :func:`make_loader`) is reproducible. With loader workers the batch samplers hand out
-keyed rows (``(seed, epoch, row)``, :class:`TrainingBatches`) and each row's augmentation draws from a generator
-seeded by its key (:func:`sample_seed`): what a row looks like then depends neither on which worker makes
-it nor on what that worker made before, so workers can stay alive across epochs (``persistent_workers``),
-any worker count gives the same run, and a resumed run repeats its epochs exactly.
+``DataLoader`` (see :func:`make_loader`) is reproducible; with loader workers each row's augmentation is
+seeded by ``(seed, epoch, row)`` instead, so workers can persist across epochs (:class:`TrainingBatches`).
 
 Batch samplers yield lists of row indices, re-shuffled per epoch from ``seed + epoch`` and sharded by
 rank for DistributedDataParallel: all ranks draw the same global batches of ``batch_size x world_size``
@@ -328,14 +325,12 @@ def make_batch_sampler(
 ) -> _EpochBatchSampler:
     """The training batch sampler ``kind`` (``photo_unique`` | ``pk`` | ``random``) over ``df``'s rows."""
     if kind == "photo_unique":
-        sampler = PhotoUniqueBatchSampler(df["image_file"].astype(str).tolist(), batch_size, seed, rank, world_size)
-    elif kind == "pk":
-        sampler = PKBatchSampler(df["label"].astype(str).tolist(), batch_size, k, seed, rank, world_size)
-    elif kind == "random":
-        sampler = RandomBatchSampler(len(df), batch_size, seed, rank, world_size)
-    else:
-        raise ValueError(f"sampler must be one of {SAMPLERS[1:]}, got {kind!r}")
-    return sampler
+        return PhotoUniqueBatchSampler(df["image_file"].astype(str).tolist(), batch_size, seed, rank, world_size)
+    if kind == "pk":
+        return PKBatchSampler(df["label"].astype(str).tolist(), batch_size, k, seed, rank, world_size)
+    if kind == "random":
+        return RandomBatchSampler(len(df), batch_size, seed, rank, world_size)
+    raise ValueError(f"sampler must be one of {SAMPLERS[1:]}, got {kind!r}")
 
 
 class TrainingBatches:
@@ -387,9 +382,8 @@ def make_loader(dataset: Dataset, *, batch_sampler: Sampler | None = None, batch
     With ``batch_sampler`` it is a training loader; otherwise it iterates ``dataset`` in order.
     ``pin_memory`` (for a CUDA device): batches in page-locked memory, so that ``normalize_batch``'s
     non-blocking copy overlaps the GPU's work; ``prefetch_factor``: batches each worker prepares ahead;
-    ``persistent_workers`` (with ``num_workers > 0``): the workers live as long as the loader, instead of
-    starting anew for each pass; training uses them through :class:`TrainingBatches`, whose keyed rows
-    make every epoch's augmentation, and so a resumed run, exactly repeatable.
+    ``persistent_workers`` (with ``num_workers > 0``): the workers live as long as the loader (training:
+    :class:`TrainingBatches`).
     """
     gen = torch.Generator()
     gen.manual_seed(int(seed))
