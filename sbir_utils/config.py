@@ -165,6 +165,9 @@ class TransferConfig:
     init_image_size: int = 0  # input side of the pretrained-init row; 0: image_size
     freeze_bn: bool = False  # pretrained-init row: keep the trunk's pretrained BatchNorm statistics (see TrainConfig)
     init_pool: str = "avg"  # pretrained-init row's pooling (convnext_infonce): avg | grid2 | grid3 | grid4
+    # pretrained-ensemble row: further members beside the pretrained-init run, each a mapping of TrainConfig
+    # changes to that run's settings (e.g. {embed_dim: 512}); [] leaves the row out
+    ensemble: list[dict[str, Any]] = field(default_factory=list)
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
 
 

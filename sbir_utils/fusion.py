@@ -1,6 +1,7 @@
 """Late fusion of a learned model with HOG: a checkpoint's cosine similarities and HOG's, each z-scored per
-query (``baselines.fuse_scores``), HOG's weight chosen on the validation split, the test split read once.
-Used by the transfer table's ``pretrained-init+HOG`` row."""
+query (``baselines.fuse_scores``), HOG's weight chosen on the validation split, the test split read once;
+and ensembles of checkpoints, their cosine similarities summed. Used by the transfer table's
+``pretrained-init+HOG`` and ``pretrained-ensemble`` rows."""
 
 from __future__ import annotations
 
@@ -43,3 +44,15 @@ def fused_metrics(ckpt: str, val_df: pd.DataFrame, test_df: pd.DataFrame, hog_va
     _, gallery, rel_test = retrieval_task(test_df)
     test = mean_metrics(per_query_metrics(fuse_scores(learned_test, hog_test, weight), rel_test))
     return test | {"n_queries": len(rel_test), "n_gallery": len(gallery)}, weight
+
+
+def ensemble_metrics(ckpts: Sequence[str], df: pd.DataFrame) -> dict[str, float]:
+    """Metrics of several checkpoints on one index frame, their cosine similarities (Q, G) summed with equal
+    weights (each checkpoint with its own preprocessing, so members may differ in input size or embedding
+    width): every ``metrics.per_query_metrics`` column by reported name, plus ``n_queries`` and ``n_gallery``.
+    Nothing is chosen on ``df``."""
+    if not ckpts:
+        raise ValueError("ensemble_metrics: no checkpoints")
+    _, gallery, relevant = retrieval_task(df)
+    scores = sum(learned_scores(ckpt, (df,))[0] for ckpt in ckpts)
+    return mean_metrics(per_query_metrics(scores, relevant)) | {"n_queries": len(relevant), "n_gallery": len(gallery)}

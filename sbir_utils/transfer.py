@@ -21,6 +21,9 @@ train / val / test photos (e.g.
   shoes together, for the number of epochs validation chose for that seed (its ``best_epoch``); the last
   epoch's checkpoint is tested. Nothing is selected on the validation split after it has been trained on,
   and its minutes include the validation run that chose the epochs.
+* ``pretrained-ensemble`` (when the section lists ``ensemble`` members): the pretrained-init run and one run
+  per member (its settings with a few changed, e.g. ``{embed_dim: 512}``), each ``best.pt`` chosen on
+  validation; cosine similarities summed at test time (``fusion.ensemble_metrics``); all runs' minutes.
 
 ``--rows NAME[,NAME...]`` runs only the named rows (``random`` and ``HOG`` cost seconds; ``zero-shot`` and
 ``fine-tuned`` share the embedded pre-training run).
@@ -44,17 +47,17 @@ import pandas as pd
 
 from . import study
 from .baselines import hog_baseline, random_scores, retrieval_task
-from .config import TrainConfig, TransferConfig, load_profile
+from .config import TrainConfig, TransferConfig, check_train_config, load_profile
 from .data import sources
 from .data.index import DatasetSpec, load_spec, read_index
 from .fileio import atomic_write_text
-from .fusion import fused_metrics
+from .fusion import ensemble_metrics, fused_metrics
 from .metrics import mean_metrics, per_query_metrics
 from .models.backbones import build_trunk
 
-ROWS = ("random", "HOG", "scratch", "pretrained-init", "pretrained-init+HOG", "pretrained-refit", "zero-shot",
-        "fine-tuned")
-OPTIONAL_ROWS = ("pretrained-init", "pretrained-init+HOG", "pretrained-refit")  # only with pretrained weights
+ROWS = ("random", "HOG", "scratch", "pretrained-init", "pretrained-init+HOG", "pretrained-refit",
+        "pretrained-ensemble", "zero-shot", "fine-tuned")
+OPTIONAL_ROWS = ("pretrained-init", "pretrained-init+HOG", "pretrained-refit", "pretrained-ensemble")  # need weights
 METRICS = ("acc@1", "acc@10", "mrr")
 GOAL = {"acc@1": 0.30, "acc@10": 0.75}  # issue 9, on a ~100-photo gallery of unseen shoes
 
@@ -106,7 +109,7 @@ def _test_metrics(ckpt: str, real_root: Path) -> dict[str, float]:
 
 
 def parse_rows(text: str | None, weights: str = "random") -> tuple[str, ...]:
-    """``"HOG,pretrained-init"`` -> the rows in table order; ``None``: every row the settings allow.
+    """``"HOG,pretrained-init"`` -> the rows in table order; ``None``: every row the weights allow.
     Unknown names and ``pretrained-init`` without weights are a ``ValueError`` naming the problem."""
     if text is None:
         return tuple(r for r in ROWS if r not in OPTIONAL_ROWS or weights != "random")
@@ -119,6 +122,36 @@ def parse_rows(text: str | None, weights: str = "random") -> tuple[str, ...]:
         raise ValueError(f"--rows {needs_weights[0]} needs pretrained weights (--weights imagenet | efficientnet_lite0 | "
                          "PATH)")
     return tuple(r for r in ROWS if r in names)
+
+
+def ensemble_members(t: TransferConfig, init_cfg: TrainConfig) -> list[tuple[str, TrainConfig]]:
+    """The ``pretrained-ensemble`` row's further members as ``(name, settings)``: ``init_cfg`` (the
+    pretrained-init row's) changed by each entry of ``t.ensemble``, named after the changes (``{"embed_dim":
+    512}`` -> ``"embed_dim512"``). An entry that is not a mapping of TrainConfig fields, changes nothing,
+    repeats another or gives invalid settings is a ``ValueError`` naming it."""
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    members: list[tuple[str, TrainConfig]] = []
+    for i, changes in enumerate(t.ensemble):
+        unknown = sorted(set(changes) - fields) if isinstance(changes, dict) else []
+        where = f"transfer.ensemble[{i}] = {changes!r}"
+        if not isinstance(changes, dict) or not changes or unknown:
+            raise ValueError(f"{where}: expected a non-empty mapping of TrainConfig fields, e.g. {{embed_dim: 512}}"
+                             + (f"; unknown: {unknown}" if unknown else ""))
+        name, cfg = "+".join(f"{k}{v}" for k, v in sorted(changes.items())), dataclasses.replace(init_cfg, **changes)
+        if cfg == init_cfg or name in {n for n, _ in members}:
+            raise ValueError(f"{where}: nothing changes (the pretrained-init row's settings, or a member already)")
+        check_train_config(cfg)
+        members.append((name, cfg))
+    return members
+
+
+def init_config(t: TransferConfig, scr_cfg: TrainConfig) -> TrainConfig:
+    """The pretrained-init row's settings: the scratch row's ``scr_cfg`` with the section's weights, trunk,
+    epochs, input size, BatchNorm and pooling choices."""
+    return dataclasses.replace(scr_cfg, weights=t.weights, epochs=t.init_epochs or scr_cfg.epochs,
+                               backbone=t.init_backbone or scr_cfg.backbone,
+                               image_size=t.init_image_size or scr_cfg.image_size, freeze_bn=t.freeze_bn,
+                               pool=t.init_pool)
 
 
 @dataclasses.dataclass
@@ -206,10 +239,8 @@ def _pretrained_rows(tab: _Table, scr_cfg: TrainConfig, seed: int) -> tuple[list
     """The pretrained-init run of one seed, and the rows made of it: ``pretrained-init``, the HOG-fused row
     (returned apart: it goes after the learned rows) and ``pretrained-refit``."""
     t, real, runs, learned, fused = tab.t, tab.real, tab.runs, [], []
-    e_init = t.init_epochs or scr_cfg.epochs
-    init_cfg = dataclasses.replace(scr_cfg, weights=t.weights, epochs=e_init, backbone=t.init_backbone or scr_cfg.backbone,
-                                   image_size=t.init_image_size or scr_cfg.image_size, freeze_bn=t.freeze_bn,
-                                   pool=t.init_pool)
+    init_cfg = init_config(t, scr_cfg)
+    e_init = init_cfg.epochs
     init = study.train_once(init_cfg, real, runs / "pretrained-init" / f"seed{seed}",
                             {"row": "pretrained-init", "seed": seed, "weights": t.weights}, tab.progress)
     detail = (f"{init_cfg.backbone} from {t.weights} weights, {init_cfg.image_size} px, "
@@ -227,7 +258,30 @@ def _pretrained_rows(tab: _Table, scr_cfg: TrainConfig, seed: int) -> tuple[list
                         e_init * tab.n_real + refit["epochs_run"] * n_both,
                         f"{detail}, then trained again on train + val for as many epochs as validation chose for "
                         "its seed (best_epoch); its last epoch tested"))
+    if "pretrained-ensemble" in tab.wanted:
+        fused.append(_ensemble_row(tab, init_cfg, init, seed, detail))
     return learned, fused
+
+
+def _ensemble_row(tab: _Table, init_cfg: TrainConfig, init: dict[str, Any], seed: int, detail: str
+                  ) -> dict[str, Any]:
+    """The ``pretrained-ensemble`` row of one seed: the pretrained-init run ``init`` (settings ``init_cfg``)
+    and one run per further member, their test similarities summed."""
+    ckpts, seconds, epochs, names = [init["best_checkpoint"]], init["wall_time_s"], init_cfg.epochs, []
+    for name, cfg in ensemble_members(tab.t, init_cfg):
+        run = study.train_once(cfg, tab.real, tab.runs / "pretrained-ensemble" / name / f"seed{seed}",
+                               {"row": "pretrained-ensemble", "member": name, "seed": seed}, tab.progress)
+        ckpts.append(run["best_checkpoint"])
+        seconds, epochs = seconds + run["wall_time_s"], epochs + cfg.epochs
+        names.append(name)
+    m = ensemble_metrics(ckpts, tab.test_df)
+    print(f"pretrained-ensemble seed {seed}: acc@1 {m['acc@1']:.3f} acc@10 {m['acc@10']:.3f} mrr {m['mrr']:.3f} "
+          f"({seconds / 60:.1f} min, {len(ckpts)} runs)", file=sys.stderr)
+    return {"method": "pretrained-ensemble", "seed": seed, **{k: m[k] for k in (*METRICS, "n_queries", "n_gallery")},
+            "train_minutes": seconds / 60, "pairs_seen": epochs * tab.n_real,
+            "detail": f"pretrained-init ({detail}) and {len(names)} more runs of it, one per change "
+                      f"({', '.join(names)}), each best.pt chosen on validation; cosine similarities summed at "
+                      "test time"}
 
 
 def _embedded_rows(tab: _Table, base: TrainConfig, embedded: DatasetSpec, n_emb: int, seed: int) -> list[_Learned]:
@@ -264,12 +318,15 @@ def run_transfer(plan: TransferPlan, progress: bool = False, rows_wanted: tuple[
     embedded = sources.object_spec(plan.profile, "embedded", protocol="fine")
     n_emb = _n_train_pairs(embedded)
     base, t = base_config(plan), plan.settings()
-    wanted = rows_wanted or parse_rows(None, t.weights)
+    wanted = rows_wanted or tuple(r for r in parse_rows(None, t.weights) if r != "pretrained-ensemble" or t.ensemble)
     pretrained = bool(set(OPTIONAL_ROWS) & set(wanted))
     if pretrained:  # fail before anything is trained when the weights cannot be had
         if t.weights == "random":
             raise ValueError("the pretrained-init row needs pretrained weights (--weights)")
         build_trunk(t.init_backbone or t.backbone, t.weights)
+    if "pretrained-ensemble" in wanted and not ensemble_members(t, init_config(t, base)):  # (checks them too)
+        raise ValueError(f"the pretrained-ensemble row needs members: --ensemble, or transfer.ensemble in profile "
+                         f"{plan.profile!r} (e.g. [{{embed_dim: 512}}])")
 
     train_df, test_df = read_index(real.csv("train"), real), read_index(real.csv("test"), real)
     n_real = len(train_df)

@@ -8,11 +8,26 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from .config import TransferConfig
 from .data.index import IndexValidationError
 from .models.backbones import WeightsUnavailableError
 from .transfer import ROWS, TransferPlan, parse_rows, run_transfer
+
+
+def ensemble_member(text: str) -> dict[str, Any]:
+    """``"embed_dim=512,temperature=0.05"`` -> ``{"embed_dim": 512, "temperature": 0.05}`` (values read as YAML
+    scalars); anything else is an ``argparse.ArgumentTypeError`` quoting it."""
+    member: dict[str, Any] = {}
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE[,KEY=VALUE], e.g. embed_dim=512")
+        member[key.strip()] = yaml.safe_load(value)
+    return member
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,6 +64,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="pretrained-init row: keep the trunk's pretrained BatchNorm statistics while training")
     g.add_argument("--no_freeze_bn", dest="freeze_bn", action="store_const", const=False,
                    help="pretrained-init row: let training update them (the seeds' way)")
+    g.add_argument("--ensemble", nargs="+", type=ensemble_member, metavar="KEY=VALUE[,KEY=VALUE]",
+                   help="members of the pretrained-ensemble row beside pretrained-init, one argument each: "
+                        "its changes to pretrained-init's settings, e.g. --ensemble embed_dim=512 temperature=0.05")
     parser.add_argument("--rows", metavar="NAME[,NAME...]",
                         help=f"run only these rows, e.g. --rows HOG,pretrained-init (rows: {', '.join(ROWS)})")
     parser.add_argument("--progress", action="store_true", help="progress bars")
@@ -64,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     plan = TransferPlan(Path(args.real_root), Path(args.out), args.profile, changes)
     t0 = time.perf_counter()
     try:
-        wanted = parse_rows(args.rows, plan.settings().weights)
+        wanted = parse_rows(args.rows, plan.settings().weights) if args.rows else None  # None: every row there is
         run_transfer(plan, progress=args.progress, rows_wanted=wanted)
     except (FileNotFoundError, ValueError, IndexValidationError, WeightsUnavailableError) as exc:
         print(f"sbir transfer: error: {' '.join(str(exc).split())}", file=sys.stderr)

@@ -1,5 +1,6 @@
 """The real-data transfer table (``sbir transfer``) at smoke size, on a tiny synthetic "real" index."""
 
+import dataclasses
 import json
 
 import pandas as pd
@@ -72,14 +73,14 @@ def test_weights_add_a_pretrained_init_row_and_missing_weights_stop_before_train
     out = env / "with_weights"
     assert cli.main([*argv, "--out", str(out), "--weights", str(weights)]) == 0
     runs = pd.read_csv(out / "transfer_runs.csv").set_index("method")
-    assert set(runs.index) == set(transfer.ROWS)
+    assert set(runs.index) == set(transfer.ROWS) - {"pretrained-ensemble"}  # smoke lists no ensemble members
     assert runs.loc["pretrained-init", "pairs_seen"] == runs.loc["scratch", "pairs_seen"]  # scratch's schedule
     assert str(weights) in runs.loc["pretrained-init", "detail"]
     config = json.loads((out / "runs" / "pretrained-init" / "seed0" / "config.json").read_text())
     assert config["train"]["weights"] == str(weights)
     scratch = json.loads((out / "runs" / "scratch" / "seed0" / "config.json").read_text())
     assert scratch["train"]["weights"] == "random"
-    assert list(pd.read_csv(out / "transfer.csv")["method"]) == list(transfer.ROWS)
+    assert list(pd.read_csv(out / "transfer.csv")["method"]) == [r for r in transfer.ROWS if r != "pretrained-ensemble"]
     # changed weights (same path) make the row stale: it is trained again, the others are reused
     stamp = {r: (out / "runs" / r / "seed0" / "summary.json").stat().st_mtime_ns for r in ("scratch", "pretrained-init")}
     torch.manual_seed(2)
@@ -178,6 +179,77 @@ def test_profile_transfer_section_and_cli_changes():
     assert not transfer.base_config(off).crop
     # the cpu profile adds a pretrained-init row on the packaged Lite0 weights; the other rows stay random
     assert (t.weights, t.init_backbone) == ("efficientnet_lite0", "tf_efficientnet_lite0") and cfg.weights == "random"
+    # and an ensemble of it with two variants (TrainConfig changes), named after their changes
+    init = transfer.init_config(t, cfg)
+    members = transfer.ensemble_members(t, init)
+    assert [n for n, _ in members] == ["embed_dim512", "temperature0.05"]
+    assert members[0][1] == dataclasses.replace(init, embed_dim=512) and members[1][1].temperature == 0.05
+    with pytest.raises(ValueError, match="nothing changes"):
+        transfer.ensemble_members(dataclasses.replace(t, ensemble=[{"embed_dim": 64}, {"embed_dim": 64}]), init)
     full = transfer.TransferPlan(None, None, "full")
     # the full profile's InfoNCE run starts from ImageNet weights; in the table only pretrained-init does
     assert full.settings().weights == "imagenet" and transfer.base_config(full).weights == "random"
+
+
+def test_ensemble_row_sums_the_members_similarities_and_checks_members_before_training(env, capsys):
+    import numpy as np
+
+    from sbir_utils import fusion
+    from sbir_utils.baselines import retrieval_task
+    from sbir_utils.data.index import load_spec, read_index
+    from sbir_utils.engine.checkpoints import load_model
+    from sbir_utils.engine.inference import encode
+
+    real = make_tiny_dataset(env / "real", photos=(6, 3, 5), sketches=2, size=48)
+    out = env / "ensemble"
+    argv = ["transfer", "--real_root", str(real), "--out", str(out), "--profile", "smoke", "--seeds", "0",
+            "--init_backbone", "tf_efficientnet_lite0", "--weights", "efficientnet_lite0", "--init_epochs", "2",
+            "--init_image_size", "48", "--freeze_bn", "--rows", "pretrained-ensemble"]
+    # members are checked before anything is trained: unknown fields, bad values, no members at all
+    for extra, named in ((["--ensemble", "embed_dim=16", "nonsense=1"], "nonsense"),
+                         (["--ensemble", "embed_dim=-4"], "embed_dim"), ([], "needs members"),
+                         (["--ensemble", "embed_dim=32"], "nothing changes")):  # smoke's embed_dim is 32
+        assert cli.main([*argv, *extra]) == 2
+        assert named in capsys.readouterr().err and not out.exists()
+    with pytest.raises(SystemExit):
+        cli.main([*argv, "--ensemble", "embed_dim"])  # not KEY=VALUE: argparse's usage error
+    assert "KEY=VALUE" in capsys.readouterr().err
+
+    assert cli.main([*argv, "--ensemble", "embed_dim=16", "image_size=64,temperature=0.1"]) == 0
+    runs = pd.read_csv(out / "transfer_runs.csv")
+    assert list(runs["method"]) == ["pretrained-ensemble"]
+    row = runs.iloc[0]
+    dirs = [out / "runs" / "pretrained-init" / "seed0",
+            *(out / "runs" / "pretrained-ensemble" / m / "seed0" for m in ("embed_dim16", "image_size64+temperature0.1"))]
+    configs = [json.loads((d / "config.json").read_text())["train"] for d in dirs]
+    # each member is pretrained-init's settings with its own changes only
+    assert [(c["embed_dim"], c["image_size"], c["temperature"]) for c in configs] == [
+        (32, 48, configs[0]["temperature"]), (16, 48, configs[0]["temperature"]), (32, 64, 0.1)]
+    assert all(c["weights"] == "efficientnet_lite0" and c["freeze_bn"] and c["epochs"] == 2 for c in configs)
+    summaries = [json.loads((d / "summary.json").read_text()) for d in dirs]
+    assert row["train_minutes"] == pytest.approx(sum(s["wall_time_s"] for s in summaries) / 60)
+    assert row["pairs_seen"] == 3 * 2 * 12 and "embed_dim16, image_size64+temperature0.1" in row["detail"]
+    # the row's metrics are the summed cosine similarities of the three best.pt, computed independently here
+    test_df = read_index(real / "index_test.csv", load_spec(real))
+    queries, gallery, relevant = retrieval_task(test_df)
+    total = 0
+    for s in summaries:
+        model, cfg, _ = load_model(s["best_checkpoint"])
+        kw = {"image_size": cfg.image_size, "photo_mode": cfg.photo_mode, "crop": cfg.crop}
+        total = total + (encode(model, queries, "sketch", **kw)[0] @ encode(model, gallery, "photo", **kw)[0].T).numpy()
+    first = np.array([1 + int((total[i] > total[i][relevant[i]].max()).sum()) for i in range(len(queries))])
+    assert row["acc@1"] == pytest.approx(np.mean(first == 1)) and row["mrr"] == pytest.approx(np.mean(1 / first))
+    assert row["acc@10"] == pytest.approx(np.mean(first <= 10))
+    # one checkpoint alone scores as the table's single-checkpoint evaluation does
+    from sbir_utils.engine import evaluate
+
+    alone = fusion.ensemble_metrics([summaries[0]["best_checkpoint"]], test_df)
+    stage1 = evaluate(summaries[0]["best_checkpoint"], real, "index_test.csv", rerank_k=0)["stage1"]
+    assert (alone["acc@1"], alone["mrr"]) == pytest.approx((stage1["acc@1"], stage1["mrr"]))
+    with pytest.raises(ValueError, match="no checkpoints"):
+        fusion.ensemble_metrics([], test_df)
+    # a second call reuses every run
+    stamps = [(d / "summary.json").stat().st_mtime_ns for d in dirs]
+    assert cli.main([*argv, "--ensemble", "embed_dim=16", "image_size=64,temperature=0.1"]) == 0
+    assert [(d / "summary.json").stat().st_mtime_ns for d in dirs] == stamps
+    assert pd.read_csv(out / "transfer_runs.csv").iloc[0]["mrr"] == pytest.approx(row["mrr"])
