@@ -181,6 +181,9 @@ class Profile:
     )
     evaluation: EvalConfig = field(default_factory=EvalConfig)
     transfer: TransferConfig = field(default_factory=TransferConfig)
+    # the ConvNeXt-InfoNCE design keeping the layout (the seed's global pool drops it): one run on the normal
+    # scene split (first seed) per entry, each a mapping of TrainConfig changes, e.g. {pool: grid4, image_size: 128}
+    layout_runs: list[dict[str, Any]] = field(default_factory=lambda: [{"pool": "grid2"}])
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -241,4 +244,10 @@ def load_profile(name_or_path: str | Path = "smoke", overrides: dict[str, Any] |
         for key in parents:
             node = node.setdefault(key, {})
         node[leaf] = value
-    return _build(Profile, raw, str(path))
+    profile = _build(Profile, raw, str(path))
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    for i, changes in enumerate(profile.layout_runs):
+        if not isinstance(changes, dict) or not changes or set(changes) - fields:
+            raise ConfigError(f"{path}: layout_runs[{i}] = {changes!r}: expected a non-empty mapping of TrainConfig "
+                              "fields, e.g. {pool: grid4, image_size: 128}")
+    return profile

@@ -83,7 +83,7 @@ def aafg_runs(profile: Profile, dataset: str = "embedded") -> list[Run]:
 def convnext_runs(profile: Profile, dataset: str = "embedded") -> list[Run]:
     """Normal split on every seed, the true unseen-drawer split, a temperature sweep (first seed), the
     normal split from random initialisation when the profile starts from pretrained weights, and the normal
-    split with 2 x 2 region pooling instead of the seed's global pool (first seed)."""
+    split with region pooling instead of the seed's global pool (first seed; the profile's ``layout_runs``)."""
     seeds = _seeds(profile)
     base = profile.convnext.temperature
     runs = [Run("convnext-normal", "convnext", "scene-normal", s, group="seeds") for s in seeds]
@@ -93,10 +93,16 @@ def convnext_runs(profile: Profile, dataset: str = "embedded") -> list[Run]:
     runs.append(Run("convnext-unseen-user", "convnext", "scene-unseen-user", seeds[0], group="unseen"))
     runs += [Run(f"convnext-normal-t{t:g}", "convnext", "scene-normal", seeds[0], {"temperature": t},
                  group="temperature") for t in TEMPERATURES if t != base]
-    if profile.convnext.pool == "avg":  # the seed's global pool drops the layout; 2 x 2 regions keep some
-        runs.append(Run("convnext-normal-grid2", "convnext", "scene-normal", seeds[0], {"pool": "grid2"},
-                        group="layout"))
+    if profile.convnext.pool == "avg":  # the seed's global pool drops the layout; region pooling keeps some
+        runs += [Run(f"convnext-normal-{layout_name(changes)}", "convnext", "scene-normal", seeds[0], changes,
+                     group="layout") for changes in profile.layout_runs]
     return runs
+
+
+def layout_name(changes: dict[str, Any]) -> str:
+    """A layout run's name from its changes: ``{"pool": "grid4", "image_size": 128}`` -> ``"grid4-128px"``."""
+    parts = {"pool": str(changes.get("pool", "")), "image_size": f"{changes['image_size']}px" if "image_size" in changes else ""}
+    return "-".join([p for p in parts.values() if p] + [f"{k}{v}" for k, v in changes.items() if k not in parts])
 
 
 def train_config(profile: Profile, run: Run) -> TrainConfig:

@@ -3,7 +3,7 @@ import dataclasses
 import pytest
 
 from sbir_utils import study
-from sbir_utils.config import load_profile
+from sbir_utils.config import ConfigError, load_profile
 
 
 @pytest.fixture
@@ -34,9 +34,21 @@ def test_convnext_plan_and_temperatures():
     assert temps == set(study.TEMPERATURES) - {p.convnext.temperature}
     assert any(r.data == "scene-unseen-user" for r in runs)
     layout = [r for r in runs if r.group == "layout"]
-    assert [(r.name, study.train_config(p, r).pool) for r in layout] == [("convnext-normal-grid2", "grid2")]
+    assert [(r.name, study.train_config(p, r).pool, study.train_config(p, r).image_size) for r in layout] == [
+        ("convnext-normal-grid2", "grid2", p.convnext.image_size), ("convnext-normal-grid4-128px", "grid4", 128)]
+    assert study.layout_name({"pool": "grid3", "temperature": 0.1}) == "grid3-temperature0.1"
+    smoke = load_profile("smoke")  # the default: one 2 x 2 run
+    assert [r.name for r in study.convnext_runs(smoke) if r.group == "layout"] == ["convnext-normal-grid2"]
     assert all(study.train_config(p, r).pool == "avg" for r in runs if r.group != "layout")
     assert all(study.train_config(p, r).model == "convnext_infonce" for r in runs)
+
+
+def test_layout_runs_that_are_not_training_changes_are_refused_naming_the_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    for entry in ("[{pool: grid4, nonsense: 1}]", "[grid4]", "[{}]"):
+        bad.write_text(f"layout_runs: {entry}\n")
+        with pytest.raises(ConfigError, match=r"bad.yaml: layout_runs\[0\]"):
+            load_profile(bad)
 
 
 def test_temperature_sweep_labels_each_temperature_once(tmp_path):
