@@ -245,9 +245,17 @@ def load_profile(name_or_path: str | Path = "smoke", overrides: dict[str, Any] |
             node = node.setdefault(key, {})
         node[leaf] = value
     profile = _build(Profile, raw, str(path))
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
     for i, changes in enumerate(profile.layout_runs):
-        if not isinstance(changes, dict) or not changes or set(changes) - fields:
-            raise ConfigError(f"{path}: layout_runs[{i}] = {changes!r}: expected a non-empty mapping of TrainConfig "
-                              "fields, e.g. {pool: grid4, image_size: 128}")
+        check_train_changes(changes, f"{path}: layout_runs[{i}]")
+    for i, changes in enumerate(profile.transfer.ensemble):
+        check_train_changes(changes, f"{path}: transfer.ensemble[{i}]")
     return profile
+
+
+def check_train_changes(changes: Any, where: str) -> None:
+    """``changes`` (a layout run, an ensemble member) must be a non-empty mapping of TrainConfig field names;
+    otherwise a ``ConfigError`` that starts with ``where``."""
+    unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(TrainConfig)}) if isinstance(changes, dict) else []
+    if not isinstance(changes, dict) or not changes or unknown:
+        raise ConfigError(f"{where} = {changes!r}: expected a non-empty mapping of TrainConfig fields, e.g. "
+                          "{pool: grid4, image_size: 128}" + (f"; unknown: {unknown}" if unknown else ""))

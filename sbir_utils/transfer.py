@@ -47,7 +47,7 @@ import pandas as pd
 
 from . import study
 from .baselines import hog_baseline, random_scores, retrieval_task
-from .config import TrainConfig, TransferConfig, check_train_config, load_profile
+from .config import TrainConfig, TransferConfig, check_train_changes, check_train_config, load_profile
 from .data import sources
 from .data.index import DatasetSpec, load_spec, read_index
 from .fileio import atomic_write_text
@@ -129,17 +129,13 @@ def ensemble_members(t: TransferConfig, init_cfg: TrainConfig) -> list[tuple[str
     pretrained-init row's) changed by each entry of ``t.ensemble``, named after the changes (``{"embed_dim":
     512}`` -> ``"embed_dim512"``). An entry that is not a mapping of TrainConfig fields, changes nothing,
     repeats another or gives invalid settings is a ``ValueError`` naming it."""
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
     members: list[tuple[str, TrainConfig]] = []
     for i, changes in enumerate(t.ensemble):
-        unknown = sorted(set(changes) - fields) if isinstance(changes, dict) else []
-        where = f"transfer.ensemble[{i}] = {changes!r}"
-        if not isinstance(changes, dict) or not changes or unknown:
-            raise ValueError(f"{where}: expected a non-empty mapping of TrainConfig fields, e.g. {{embed_dim: 512}}"
-                             + (f"; unknown: {unknown}" if unknown else ""))
+        where = f"transfer.ensemble[{i}]"
+        check_train_changes(changes, where)
         name, cfg = "+".join(f"{k}{v}" for k, v in sorted(changes.items())), dataclasses.replace(init_cfg, **changes)
         if cfg == init_cfg or name in {n for n, _ in members}:
-            raise ValueError(f"{where}: nothing changes (the pretrained-init row's settings, or a member already)")
+            raise ValueError(f"{where} = {changes!r}: nothing changes (the pretrained-init row's settings, or a member already)")
         check_train_config(cfg)
         members.append((name, cfg))
     return members

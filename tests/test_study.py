@@ -49,6 +49,9 @@ def test_layout_runs_that_are_not_training_changes_are_refused_naming_the_file(t
         bad.write_text(f"layout_runs: {entry}\n")
         with pytest.raises(ConfigError, match=r"bad.yaml: layout_runs\[0\]"):
             load_profile(bad)
+    bad.write_text("transfer:\n  ensemble: [{embed_dim: 512}, {nonsense: 1}]\n")  # ensemble members alike
+    with pytest.raises(ConfigError, match=r"bad.yaml: transfer.ensemble\[1\].*unknown: \['nonsense'\]"):
+        load_profile(bad)
 
 
 def test_temperature_sweep_labels_each_temperature_once(tmp_path):
