@@ -320,13 +320,15 @@ def run_transfer(plan: TransferPlan, progress: bool = False, rows_wanted: tuple[
         if t.weights == "random":
             raise ValueError("the pretrained-init row needs pretrained weights (--weights)")
         build_trunk(t.init_backbone or t.backbone, t.weights)
-    if "pretrained-ensemble" in wanted and not ensemble_members(t, init_config(t, base)):  # (checks them too)
-        raise ValueError(f"the pretrained-ensemble row needs members: --ensemble, or transfer.ensemble in profile "
-                         f"{plan.profile!r} (e.g. [{{embed_dim: 512}}])")
 
     train_df, test_df = read_index(real.csv("train"), real), read_index(real.csv("test"), real)
     n_real = len(train_df)
     e_scratch = scratch_epochs(t.epochs, t.pretrain_epochs, n_real, n_emb)
+    # members checked against the pretrained-init settings the runs will have (scratch's epochs by default)
+    if "pretrained-ensemble" in wanted and not ensemble_members(t, init_config(t, dataclasses.replace(
+            base, epochs=e_scratch))):
+        raise ValueError(f"the pretrained-ensemble row needs members: --ensemble, or transfer.ensemble in profile "
+                         f"{plan.profile!r} (e.g. [{{embed_dim: 512}}])")
     rows, hog = _baseline_rows(t, wanted, real, train_df, test_df)
     tab = _Table(t, wanted, real, plan.out / "runs", n_real, progress, hog, test_df)
     for seed in t.seeds:
