@@ -66,7 +66,7 @@ class TrainConfig:
     amp: bool = False
     num_workers: int = 0
     augment: bool = True
-    photo_mode: str = "rgb"  # rgb | edges: photos as Canny edge maps, drawn like sketches (see data.loading)
+    photo_mode: str = "rgb"  # rgb | edges | hed: photos as Canny or HED edge maps, drawn like sketches (data.transforms)
     crop: bool = False  # crop sketches and photos to their drawing / object before squaring (data.loading)
     freeze_bn: bool = False  # trunk BatchNorm keeps its pretrained statistics while training (models.freeze_batchnorm)
     pool: str = "avg"  # convnext_infonce: avg (the seed's global pool) | grid2 | grid3 | grid4 (models.siamese)
@@ -155,7 +155,7 @@ class TransferConfig:
     batch_size: int = 32
     lr: float = 3e-4
     temperature: float = 0.07
-    photo_mode: str = "rgb"  # rgb | edges (see TrainConfig)
+    photo_mode: str = "rgb"  # rgb | edges | hed (see TrainConfig)
     crop: bool = False  # crop to the drawing / object (see TrainConfig); the HOG row may choose it too
     epochs: int = 60  # real-data epochs of the fine-tuned row (scratch: these plus the pre-training's share)
     pretrain_epochs: int = 20  # embedded fine-grained epochs

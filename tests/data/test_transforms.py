@@ -11,6 +11,8 @@ from torchvision.transforms import v2
 
 from sbir_utils.data.transforms import (
     MEAN,
+    PHOTO_MODES,
+    PHOTO_PREP_NAMES,
     STD,
     SketchAugment,
     crop_to_object,
@@ -55,6 +57,8 @@ def test_photo_modes():
     assert 0 < ink.mean() < 0.5 and not ink[16, 16]  # the rectangle's outline, not its inside
     with pytest.raises(ValueError, match="photo_mode must be one of"):
         photo_input(photo, 32, "canny")
+    # every mode has its own name in the image store's keys (tests/models/test_hed.py checks "hed")
+    assert set(PHOTO_PREP_NAMES) == set(PHOTO_MODES) and len(set(PHOTO_PREP_NAMES.values())) == len(PHOTO_MODES)
 
 
 def test_to_tensor_normalises_and_replicates_grey():
