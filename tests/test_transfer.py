@@ -182,8 +182,8 @@ def test_profile_transfer_section_and_cli_changes():
     # and an ensemble of it with two variants (TrainConfig changes), named after their changes
     init = transfer.init_config(t, cfg)
     members = transfer.ensemble_members(t, init)
-    assert [n for n, _ in members] == ["embed_dim512", "temperature0.05"]
-    assert members[0][1] == dataclasses.replace(init, embed_dim=512) and members[1][1].temperature == 0.05
+    assert [n for n, _ in members] == ["photo_modehed", "embed_dim512"]
+    assert members[0][1] == dataclasses.replace(init, photo_mode="hed") and members[1][1].embed_dim == 512
     with pytest.raises(ValueError, match="nothing changes"):
         transfer.ensemble_members(dataclasses.replace(t, ensemble=[{"embed_dim": 64}, {"embed_dim": 64}]), init)
     full = transfer.TransferPlan(None, None, "full")
