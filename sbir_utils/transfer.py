@@ -50,6 +50,7 @@ from .baselines import hog_baseline, random_scores, retrieval_task
 from .config import TrainConfig, TransferConfig, check_train_changes, check_train_config, load_profile
 from .data import sources
 from .data.index import DatasetSpec, load_spec, read_index
+from .data.transforms import require_photo_mode
 from .fileio import atomic_write_text
 from .fusion import ensemble_metrics, fused_metrics
 from .metrics import mean_metrics, per_query_metrics
@@ -320,15 +321,17 @@ def run_transfer(plan: TransferPlan, progress: bool = False, rows_wanted: tuple[
         if t.weights == "random":
             raise ValueError("the pretrained-init row needs pretrained weights (--weights)")
         build_trunk(t.init_backbone or t.backbone, t.weights)
-
     train_df, test_df = read_index(real.csv("train"), real), read_index(real.csv("test"), real)
     n_real = len(train_df)
     e_scratch = scratch_epochs(t.epochs, t.pretrain_epochs, n_real, n_emb)
     # members checked against the pretrained-init settings the runs will have (scratch's epochs by default)
-    if "pretrained-ensemble" in wanted and not ensemble_members(t, init_config(t, dataclasses.replace(
-            base, epochs=e_scratch))):
+    ensemble = "pretrained-ensemble" in wanted
+    members = ensemble_members(t, init_config(t, dataclasses.replace(base, epochs=e_scratch))) if ensemble else []
+    if ensemble and not members:
         raise ValueError(f"the pretrained-ensemble row needs members: --ensemble, or transfer.ensemble in profile "
                          f"{plan.profile!r} (e.g. [{{embed_dim: 512}}])")
+    for mode in {t.photo_mode, *(c.photo_mode for _, c in members)}:
+        require_photo_mode(mode)  # e.g. HED's weights for a photo_mode: hed member, before anything trains
     rows, hog = _baseline_rows(t, wanted, real, train_df, test_df)
     tab = _Table(t, wanted, real, plan.out / "runs", n_real, progress, hog, test_df)
     for seed in t.seeds:

@@ -40,6 +40,16 @@ def check_photo_mode(mode: str, modes: tuple[str, ...] = PHOTO_MODES) -> None:
         raise ValueError(f"photo_mode must be one of {modes}, got {mode!r}")
 
 
+def require_photo_mode(mode: str) -> None:
+    """Raise now, not at the first batch, when ``mode`` cannot run here: ``ValueError`` for an unknown mode,
+    ``WeightsUnavailableError`` (naming the pip command) when ``hed``'s packaged weights are missing or damaged."""
+    check_photo_mode(mode)
+    if mode == "hed":
+        from ..models.hed import load_hed
+
+        load_hed()
+
+
 def crop_to_object(img: Image.Image, kind: str = "photo", margin: float = 0.05) -> Image.Image:
     """``img`` cropped to the bounding box of its non-white pixels, widened by ``margin`` x the box's
     longer side on each edge (clipped to the image). A pixel counts when its grey level is below

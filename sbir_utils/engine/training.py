@@ -18,7 +18,7 @@ from torch import nn
 from ..config import TrainConfig, check_train_config, core_fields
 from ..data.index import DatasetSpec, IndexValidationError, load_spec
 from ..data.loading import PairDataset, TrainingBatches, make_batch_sampler
-from ..data.transforms import normalize_batch
+from ..data.transforms import normalize_batch, require_photo_mode
 from ..models import build_model, freeze_batchnorm, read_state_dict
 from . import objectives, run_folder
 from .checkpoints import latest_checkpoint, load_checkpoint
@@ -60,6 +60,7 @@ def fit(cfg: TrainConfig, data_root: str | Path, run_dir: str | Path, *, resume:
         epochs_run, final validation metrics, pairs_per_s, wall_time_s, options.
     """
     check_train_config(cfg)
+    require_photo_mode(cfg.photo_mode)
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     device = resolve_device(device)
     rank, world, device, created_pg = _init_distributed(device)
