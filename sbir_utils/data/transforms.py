@@ -29,7 +29,7 @@ STD = (0.229, 0.224, 0.225)
 PHOTO_MODES = ("rgb", "edges", "hed")  # a model's photo input (photo_input)
 # What the image store calls each mode's preprocessing (part of a store's key): give a mode a new name when
 # its preprocessing changes, so that images stored by the old code are not reused.
-PHOTO_PREP_NAMES = {"rgb": "rgb", "edges": "edges", "hed": "hed2x"}
+PHOTO_PREP_NAMES = {"rgb": "rgb", "edges": "edges", "hed": "hed2x-max512"}
 SKETCHLIKE_MODES = ("grey", "edges")  # a HOG baseline's photo preparation (photo_to_sketchlike)
 INK_THRESHOLD = {"sketch": 200, "photo": 235}  # grey level below which a pixel is drawing / object, not paper
 
@@ -131,15 +131,16 @@ def photo_input(photo: Image.Image, size: int, mode: str = "rgb") -> Image.Image
     * ``hed``: the HED edge map (``models.hed``: contours learnt from human annotators, where Canny also
       marks texture), dark on white, found at twice ``size`` on the longer side as Canny's edges are (thin
       lines once shrunk: on the real shoes, whose photos are 136 px wide, HED at twice the photo's own size
-      instead of twice ``size`` gave validation MRR 0.71 against 0.75; docs/pretrained-weights.md).
+      instead of twice ``size`` gave validation MRR 0.71 against 0.75; docs/pretrained-weights.md), but at
+      no more than ``models.hed.MAX_SIDE`` (512) px: HED's cost grows with the square of the side.
     """
     check_photo_mode(mode)
     if mode == "rgb":
         return square(photo, size, "photo")
     if mode == "hed":
-        from ..models.hed import hed_sketchlike  # imported here: only this mode needs the network
+        from ..models.hed import MAX_SIDE, hed_sketchlike  # imported here: only this mode needs the network
 
-        return square(hed_sketchlike(photo, 2 * size), size, "photo")
+        return square(hed_sketchlike(photo, min(2 * size, MAX_SIDE)), size, "photo")
     edges = photo_to_sketchlike(photo, "edges", size=2 * size, edge_size=2 * size)  # 1-px lines
     return square(edges, size, "sketch")
 

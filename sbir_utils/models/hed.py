@@ -29,6 +29,7 @@ from .weight_sources import PACKAGED, WeightsUnavailableError, locate
 STAGES = ((3, 64, 64), (64, 128, 128), (128, 256, 256, 256), (256, 512, 512, 512), (512, 512, 512, 512))
 CAFFE_MEAN_BGR = (104.00699, 116.66877, 122.67892)  # the reference's input: BGR pixel values minus this mean
 PAD = 16  # white border added around a photo before HED, cut off after: no edge along the image's frame
+MAX_SIDE = 512  # photo_mode hed runs HED at twice the output side up to this: at 224 px (base 448) it would cost 3x
 
 
 class HED(nn.Module):

@@ -94,3 +94,18 @@ def test_photo_input_hed_draws_the_outline_dark_on_white():
     assert a[19:24, 30].min() < 128  # the top border is drawn
     tiny = photo_input(Image.new("RGB", (5, 3), "white"), 64, "hed")
     assert tiny.size == (64, 64) and np.asarray(tiny).min() > 230
+
+
+def test_photo_input_hed_runs_at_twice_the_side_up_to_max_side(monkeypatch):
+    sides = []
+    real = hed.hed_sketchlike
+
+    def spy(photo, long_side):
+        sides.append(long_side)
+        return real(photo, long_side)
+
+    monkeypatch.setattr(hed, "hed_sketchlike", spy)
+    photo = Image.new("RGB", (40, 30), "white")
+    assert photo_input(photo, 100, "hed").size == (100, 100)
+    assert photo_input(photo, 300, "hed").size == (300, 300)
+    assert sides == [200, hed.MAX_SIDE]
