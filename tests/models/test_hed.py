@@ -12,10 +12,10 @@ from PIL import Image
 
 from sbir_utils import paths
 from sbir_utils.data.transforms import photo_input
-from sbir_utils.models import hed
-from sbir_utils.models.weight_sources import PACKAGED, WeightsUnavailableError, is_packaged, locate
+from sbir_utils.models import hed, weight_sources
+from sbir_utils.models.weight_sources import WeightsUnavailableError, is_packaged, locate
 
-SOURCE = PACKAGED["hed_bsds500"]
+SOURCE = weight_sources.HED_BSDS500
 REFERENCE = np.load(paths.PROJECT_ROOT / "tests" / "fixtures" / "hed_reference.npz")
 
 
@@ -72,7 +72,7 @@ def test_damaged_weights_are_refused(tmp_path, monkeypatch):
         fh.seek(5000)
         fh.write(bytes([byte[0] ^ 0xFF]))
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setitem(PACKAGED, "hed_bsds500",
+    monkeypatch.setattr(weight_sources, "HED_BSDS500",
                         dataclasses.replace(SOURCE, package="fake_hed_pkg", file="weights/hed.weights.h5"))
     hed.load_hed.cache_clear()
     try:
