@@ -165,6 +165,7 @@ class TransferConfig:
     init_image_size: int = 0  # input side of the pretrained-init row; 0: image_size
     freeze_bn: bool = False  # pretrained-init row: keep the trunk's pretrained BatchNorm statistics (see TrainConfig)
     init_pool: str = "avg"  # pretrained-init row's pooling (convnext_infonce): avg | grid2 | grid3 | grid4
+    init_photo_mode: str = ""  # pretrained-init row's photos: rgb | edges | hed; "": photo_mode
     # pretrained-ensemble row: further members beside the pretrained-init run, each a mapping of TrainConfig
     # changes to that run's settings (e.g. {embed_dim: 512}); [] leaves the row out
     ensemble: list[dict[str, Any]] = field(default_factory=list)
@@ -249,6 +250,11 @@ def load_profile(name_or_path: str | Path = "smoke", overrides: dict[str, Any] |
         check_train_changes(changes, f"{path}: layout_runs[{i}]")
     for i, changes in enumerate(profile.transfer.ensemble):
         check_train_changes(changes, f"{path}: transfer.ensemble[{i}]")
+    from .data.transforms import PHOTO_MODES
+
+    for key, allowed in (("photo_mode", PHOTO_MODES), ("init_photo_mode", ("", *PHOTO_MODES))):
+        if getattr(profile.transfer, key) not in allowed:
+            raise ConfigError(f"{path}: transfer.{key} must be one of {allowed}, got {getattr(profile.transfer, key)!r}")
     return profile
 
 

@@ -12,8 +12,7 @@ train / val / test photos (e.g.
 * ``fine-tuned``: the zero-shot model, then trained on the real training split (``--init_from``);
 * ``pretrained-init`` (only with ``--weights imagenet``, a packaged source such as ``efficientnet_lite0``
   or a state-dict file): the backbone starting from those weights instead of random ones (what every
-  published figure starts from); scratch's schedule unless the section sets ``init_epochs`` /
-  ``init_image_size``.
+  published figure starts from); scratch's schedule and photos unless the section sets ``init_*``.
 * ``pretrained-init+HOG``: the pretrained-init checkpoints, their scores fused with HOG's at test time
   (``baselines.fuse_scores``: per-query z-scores, HOG weighted by the weight from ``FUSION_WEIGHTS`` with
   the best validation MRR, chosen per seed; nothing is trained for it).
@@ -144,11 +143,11 @@ def ensemble_members(t: TransferConfig, init_cfg: TrainConfig) -> list[tuple[str
 
 def init_config(t: TransferConfig, scr_cfg: TrainConfig) -> TrainConfig:
     """The pretrained-init row's settings: the scratch row's ``scr_cfg`` with the section's weights, trunk,
-    epochs, input size, BatchNorm and pooling choices."""
+    epochs, input size, BatchNorm, pooling and photo choices."""
     return dataclasses.replace(scr_cfg, weights=t.weights, epochs=t.init_epochs or scr_cfg.epochs,
                                backbone=t.init_backbone or scr_cfg.backbone,
                                image_size=t.init_image_size or scr_cfg.image_size, freeze_bn=t.freeze_bn,
-                               pool=t.init_pool)
+                               pool=t.init_pool, photo_mode=t.init_photo_mode or scr_cfg.photo_mode)
 
 
 @dataclasses.dataclass
@@ -240,7 +239,7 @@ def _pretrained_rows(tab: _Table, scr_cfg: TrainConfig, seed: int) -> tuple[list
     e_init = init_cfg.epochs
     init = study.train_once(init_cfg, real, runs / "pretrained-init" / f"seed{seed}",
                             {"row": "pretrained-init", "seed": seed, "weights": t.weights}, tab.progress)
-    detail = (f"{init_cfg.backbone} from {t.weights} weights, {init_cfg.image_size} px, "
+    detail = (f"{init_cfg.backbone} from {t.weights} weights, {init_cfg.image_size} px, photos {init_cfg.photo_mode}, "
               f"{'BN statistics frozen, ' if t.freeze_bn else ''}"
               f"{'' if t.init_pool == 'avg' else t.init_pool + ' pooling, '}{e_init} real epochs")
     if "pretrained-init" in tab.wanted:
@@ -326,11 +325,12 @@ def run_transfer(plan: TransferPlan, progress: bool = False, rows_wanted: tuple[
     e_scratch = scratch_epochs(t.epochs, t.pretrain_epochs, n_real, n_emb)
     # members checked against the pretrained-init settings the runs will have (scratch's epochs by default)
     ensemble = "pretrained-ensemble" in wanted
-    members = ensemble_members(t, init_config(t, dataclasses.replace(base, epochs=e_scratch))) if ensemble else []
+    init_cfg = init_config(t, dataclasses.replace(base, epochs=e_scratch))
+    members = ensemble_members(t, init_cfg) if ensemble else []
     if ensemble and not members:
         raise ValueError(f"the pretrained-ensemble row needs members: --ensemble, or transfer.ensemble in profile "
                          f"{plan.profile!r} (e.g. [{{embed_dim: 512}}])")
-    for mode in {t.photo_mode, *(c.photo_mode for _, c in members)}:
+    for mode in {t.photo_mode, *([init_cfg.photo_mode] if pretrained else []), *(c.photo_mode for _, c in members)}:
         require_photo_mode(mode)  # e.g. HED's weights for a photo_mode: hed member, before anything trains
     rows, hog = _baseline_rows(t, wanted, real, train_df, test_df)
     tab = _Table(t, wanted, real, plan.out / "runs", n_real, progress, hog, test_df)

@@ -62,6 +62,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--init_image_size", type=int, help="input side of the pretrained-init row (default: --image_size)")
     g.add_argument("--init_pool", choices=("avg", "grid2", "grid3", "grid4"),
                    help="pooling of the pretrained-init row: avg (global) or gridN (N x N regions, keeps the layout)")
+    g.add_argument("--init_photo_mode", choices=PHOTO_MODES,
+                   help="photos of the pretrained-init row (and its ensemble's members), default: --photo_mode")
     g.add_argument("--freeze_bn", action="store_const", const=True, default=None,
                    help="pretrained-init row: keep the trunk's pretrained BatchNorm statistics while training")
     g.add_argument("--no_freeze_bn", dest="freeze_bn", action="store_const", const=False,

@@ -34,6 +34,14 @@ def test_unknown_key_names_the_file(tmp_path):
         load_profile(bad)
 
 
+@pytest.mark.parametrize("key", ["photo_mode", "init_photo_mode"])
+def test_a_transfer_photo_mode_that_does_not_exist_names_the_file_and_the_key(tmp_path, key):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"transfer:\n  {key}: canny\n")
+    with pytest.raises(ConfigError, match=rf"bad\.yaml: transfer\.{key} must be one of .*'canny'"):
+        load_profile(bad)
+
+
 def test_missing_profile_is_a_clear_error():
     with pytest.raises(ConfigError, match="no such profile"):
         load_profile("nope")

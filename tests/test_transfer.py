@@ -95,7 +95,8 @@ def test_rows_runs_only_the_named_rows_with_packaged_weights(env, capsys, monkey
     out = env / "only_init"
     argv = ["transfer", "--real_root", str(real), "--out", str(out), "--profile", "smoke", "--seeds", "0",
             "--epochs", "1", "--pretrain_epochs", "1", "--image_size", "32", "--init_backbone", "tf_efficientnet_lite0",
-            "--weights", "efficientnet_lite0", "--init_epochs", "2", "--init_image_size", "48", "--freeze_bn", "--init_pool", "grid2"]
+            "--weights", "efficientnet_lite0", "--init_epochs", "2", "--init_image_size", "48", "--freeze_bn", "--init_pool", "grid2",
+            "--init_photo_mode", "edges"]
     assert cli.main([*argv, "--rows", "HOG,pretrained-init"]) == 0
     runs = pd.read_csv(out / "transfer_runs.csv")
     assert list(runs["method"]) == ["HOG", "pretrained-init"]
@@ -104,7 +105,8 @@ def test_rows_runs_only_the_named_rows_with_packaged_weights(env, capsys, monkey
     assert (config["weights"], config["epochs"], config["image_size"]) == ("efficientnet_lite0", 2, 48)
     assert config["backbone"] == "tf_efficientnet_lite0"  # the row's own backbone; the others keep the section's
     assert config["freeze_bn"] is True and config["pool"] == "grid2"  # both reach the pretrained-init row
-    assert runs.loc[1, "pairs_seen"] == 2 * 12 and "48 px" in runs.loc[1, "detail"]
+    assert config["photo_mode"] == "edges"  # the row's own photos (the smoke section's are RGB)
+    assert runs.loc[1, "pairs_seen"] == 2 * 12 and "48 px, photos edges" in runs.loc[1, "detail"]
     assert "BN statistics frozen" in runs.loc[1, "detail"] and "grid2 pooling" in runs.loc[1, "detail"]
     # bad --rows: one line naming the problem, nothing trained
     for rows, named in (("HOG,nonsense", "nonsense"), ("pretrained-init", "needs pretrained weights")):
@@ -179,11 +181,15 @@ def test_profile_transfer_section_and_cli_changes():
     assert not transfer.base_config(off).crop
     # the cpu profile adds a pretrained-init row on the packaged Lite0 weights; the other rows stay random
     assert (t.weights, t.init_backbone) == ("efficientnet_lite0", "tf_efficientnet_lite0") and cfg.weights == "random"
-    # and an ensemble of it with two variants (TrainConfig changes), named after their changes
+    # the pretrained-init row has photos of its own (RGB); scratch keeps the section's edge maps
     init = transfer.init_config(t, cfg)
+    assert (init.photo_mode, cfg.photo_mode) == ("rgb", "edges")
+    assert transfer.init_config(dataclasses.replace(t, init_photo_mode=""), cfg).photo_mode == "edges"  # "": the section's
+    # and an ensemble of it with two variants (TrainConfig changes), named after their changes
     members = transfer.ensemble_members(t, init)
-    assert [n for n, _ in members] == ["photo_modehed", "embed_dim512"]
-    assert members[0][1] == dataclasses.replace(init, photo_mode="hed") and members[1][1].embed_dim == 512
+    assert [n for n, _ in members] == ["photo_modehed", "embed_dim512+photo_modeedges"]
+    assert members[0][1] == dataclasses.replace(init, photo_mode="hed")
+    assert members[1][1] == dataclasses.replace(init, photo_mode="edges", embed_dim=512)
     with pytest.raises(ValueError, match="nothing changes"):
         transfer.ensemble_members(dataclasses.replace(t, ensemble=[{"embed_dim": 64}, {"embed_dim": 64}]), init)
     full = transfer.TransferPlan(None, None, "full")

@@ -45,3 +45,14 @@ def test_crop_flags_reach_the_configs():
     transfer_cli.add_arguments(parser)
     args = parser.parse_args(["--real_root", "r", "--out", "o", "--no-crop"])
     assert args.crop is False
+
+
+def test_init_photo_mode_reaches_the_pretrained_init_settings_only():
+    from sbir_utils import transfer
+
+    args = _parser().parse_args(["--real_root", "r", "--out", "o", "--profile", "cpu", "--init_photo_mode", "hed"])
+    plan = transfer.TransferPlan(None, None, "cpu", {"init_photo_mode": args.init_photo_mode})
+    base = transfer.base_config(plan)
+    assert transfer.init_config(plan.settings(), base).photo_mode == "hed" and base.photo_mode == "edges"
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["--real_root", "r", "--out", "o", "--init_photo_mode", "canny"])
