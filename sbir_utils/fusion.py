@@ -1,7 +1,7 @@
 """Late fusion of a learned model with HOG: a checkpoint's cosine similarities and HOG's, each z-scored per
 query (``baselines.fuse_scores``), HOG's weight chosen on the validation split, the test split read once;
-and ensembles of checkpoints, their cosine similarities summed. Used by the transfer table's
-``pretrained-init+HOG`` and ``pretrained-ensemble`` rows."""
+and ensembles of checkpoints, their cosine similarities summed (fused with HOG too). Used by the transfer
+table's ``pretrained-init+HOG``, ``pretrained-ensemble`` and ``pretrained-ensemble+HOG`` rows."""
 
 from __future__ import annotations
 
@@ -31,14 +31,18 @@ def learned_scores(ckpt: str, frames: Sequence[pd.DataFrame]) -> list[np.ndarray
     return out
 
 
-def fused_metrics(ckpt: str, val_df: pd.DataFrame, test_df: pd.DataFrame, hog_val: np.ndarray,
+def fused_metrics(ckpts: str | Sequence[str], val_df: pd.DataFrame, test_df: pd.DataFrame, hog_val: np.ndarray,
                   hog_test: np.ndarray, weights: tuple[float, ...] = FUSION_WEIGHTS) -> tuple[dict[str, float], float]:
     """Test metrics (every ``metrics.per_query_metrics`` column, by reported name, plus ``n_queries`` and
-    ``n_gallery``) of the checkpoint's scores fused with HOG's (``fuse_scores``), with the HOG weight that
-    gives the best validation MRR (the first in ``weights`` on a tie); returns ``(metrics, weight)``.
+    ``n_gallery``) of the checkpoint's scores (several checkpoints: their summed cosine similarities, as in
+    :func:`ensemble_metrics`) fused with HOG's (``fuse_scores``), with the HOG weight that gives the best
+    validation MRR (the first in ``weights`` on a tie); returns ``(metrics, weight)``.
     ``hog_val`` / ``hog_test``: HOG similarities (Q, G) in ``retrieval_task`` order."""
     _, _, rel_val = retrieval_task(val_df)
-    learned_val, learned_test = learned_scores(ckpt, (val_df, test_df))
+    per_ckpt = [learned_scores(c, (val_df, test_df)) for c in ([ckpts] if isinstance(ckpts, str) else ckpts)]
+    if not per_ckpt:
+        raise ValueError("fused_metrics: no checkpoints")
+    learned_val, learned_test = sum(v for v, _ in per_ckpt), sum(t for _, t in per_ckpt)
     val_mrr = [mean_metrics(per_query_metrics(fuse_scores(learned_val, hog_val, w), rel_val))["mrr"] for w in weights]
     weight = weights[int(np.argmax(val_mrr))]
     _, gallery, rel_test = retrieval_task(test_df)

@@ -23,6 +23,8 @@ train / val / test photos (e.g.
 * ``pretrained-ensemble`` (when the section lists ``ensemble`` members): the pretrained-init run and one run
   per member (its settings with a few changed, e.g. ``{embed_dim: 512}``), each ``best.pt`` chosen on
   validation; cosine similarities summed at test time (``fusion.ensemble_metrics``); all runs' minutes.
+* ``pretrained-ensemble+HOG``: the same sum fused with HOG's scores as ``pretrained-init+HOG`` is (weight
+  chosen per seed on validation MRR; nothing more is trained).
 
 ``--rows NAME[,NAME...]`` runs only the named rows (``random`` and ``HOG`` cost seconds; ``zero-shot`` and
 ``fine-tuned`` share the embedded pre-training run).
@@ -54,12 +56,17 @@ from .fileio import atomic_write_text
 from .fusion import ensemble_metrics, fused_metrics
 from .metrics import mean_metrics, per_query_metrics
 from .models.backbones import build_trunk
-
-ROWS = ("random", "HOG", "scratch", "pretrained-init", "pretrained-init+HOG", "pretrained-refit",
-        "pretrained-ensemble", "zero-shot", "fine-tuned")
-OPTIONAL_ROWS = ("pretrained-init", "pretrained-init+HOG", "pretrained-refit", "pretrained-ensemble")  # need weights
-METRICS = ("acc@1", "acc@10", "mrr")
-GOAL = {"acc@1": 0.30, "acc@10": 0.75}  # issue 9, on a ~100-photo gallery of unseen shoes
+from .transfer_table import (  # noqa: F401  (ROWS, GOAL, parse_rows ... are part of this module's interface)
+    ENSEMBLE_ROWS,
+    GOAL,
+    HOG_ROWS,
+    METRICS,
+    OPTIONAL_ROWS,
+    ROWS,
+    markdown,
+    parse_rows,
+    summarise,
+)
 
 
 @dataclasses.dataclass
@@ -108,22 +115,6 @@ def _test_metrics(ckpt: str, real_root: Path) -> dict[str, float]:
                                                            "n_gallery": res["stage1"]["n_gallery"]}
 
 
-def parse_rows(text: str | None, weights: str = "random") -> tuple[str, ...]:
-    """``"HOG,pretrained-init"`` -> the rows in table order; ``None``: every row the weights allow.
-    Unknown names and ``pretrained-init`` without weights are a ``ValueError`` naming the problem."""
-    if text is None:
-        return tuple(r for r in ROWS if r not in OPTIONAL_ROWS or weights != "random")
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in ROWS]
-    if unknown or not names:
-        raise ValueError(f"--rows: unknown row(s) {unknown or [text]}; choose from {list(ROWS)}")
-    needs_weights = [n for n in names if n in OPTIONAL_ROWS]
-    if needs_weights and weights == "random":
-        raise ValueError(f"--rows {needs_weights[0]} needs pretrained weights (--weights imagenet | efficientnet_lite0 | "
-                         "PATH)")
-    return tuple(r for r in ROWS if r in names)
-
-
 def ensemble_members(t: TransferConfig, init_cfg: TrainConfig) -> list[tuple[str, TrainConfig]]:
     """The ``pretrained-ensemble`` row's further members as ``(name, settings)``: ``init_cfg`` (the
     pretrained-init row's) changed by each entry of ``t.ensemble``, named after the changes (``{"embed_dim":
@@ -165,13 +156,13 @@ def _baseline_rows(t: TransferConfig, wanted: tuple[str, ...], real: DatasetSpec
     training shoes) only when one of the three is wanted."""
     from . import baselines  # looked up at call time (tests spy on baseline_per_query)
 
-    if not {"HOG", "random", "pretrained-init+HOG"} & set(wanted):
+    if not set(HOG_ROWS) & set(wanted):
         return [], None
     _, _, relevant = retrieval_task(test_df)
     grid = {**baselines.HOG_GRID, "crop": [False, True]}
     per_query, hog_best, nq, ng = baselines.baseline_per_query(train_df, test_df, seed=t.seeds[0], grid=grid)
     hog = _HogReference(next(label for label in per_query if label != "random"))
-    if "pretrained-init+HOG" in wanted:
+    if {"pretrained-init+HOG", "pretrained-ensemble+HOG"} & set(wanted):
         hog.val_df = read_index(real.csv("val"), real)
         hog.sims = tuple(hog_baseline(*retrieval_task(df)[:2], **hog_best) for df in (hog.val_df, test_df))
     frames = [("HOG", None, per_query[hog.label], hog.label)]
@@ -185,17 +176,19 @@ def _baseline_rows(t: TransferConfig, wanted: tuple[str, ...], real: DatasetSpec
     return rows, hog
 
 
-def _fused_row(init: dict[str, Any], seed: int, pairs: int, detail: str, hog: _HogReference,
-               test_df: pd.DataFrame) -> dict[str, Any]:
-    """The ``pretrained-init+HOG`` row of one seed, from the pretrained-init run's summary ``init``."""
-    scores, weight = fused_metrics(init["best_checkpoint"], hog.val_df, test_df, *hog.sims)
+def _fused_row(method: str, ckpts: list[str], seed: int, minutes: float, pairs: int, what: str, tab: _Table,
+               best_epoch: int | None = None) -> dict[str, Any]:
+    """A HOG-fused row of one seed (``pretrained-init+HOG``, ``pretrained-ensemble+HOG``): the checkpoints'
+    summed similarities (``what`` says whose) fused with HOG's, HOG's weight chosen on validation MRR."""
+    hog = tab.hog
+    assert hog is not None and hog.sims is not None and hog.val_df is not None  # _baseline_rows made them
+    scores, weight = fused_metrics(ckpts, hog.val_df, tab.test_df, *hog.sims)
     m = {k: scores[k] for k in (*METRICS, "n_queries", "n_gallery")}
-    print(f"pretrained-init+HOG seed {seed}: acc@1 {m['acc@1']:.3f} acc@10 {m['acc@10']:.3f} "
+    print(f"{method} seed {seed}: acc@1 {m['acc@1']:.3f} acc@10 {m['acc@10']:.3f} "
           f"mrr {m['mrr']:.3f} (HOG weight {weight:g})", file=sys.stderr)
-    return {"method": "pretrained-init+HOG", "seed": seed, **m, "train_minutes": init["wall_time_s"] / 60,
-            "pairs_seen": pairs, "best_epoch": init["best_epoch"],
-            "detail": f"pretrained-init ({detail}) fused with {hog.label} at test time, HOG weight {weight:g} "
-                      "chosen on validation MRR"}
+    return {"method": method, "seed": seed, **m, "train_minutes": minutes, "pairs_seen": pairs,
+            **({} if best_epoch is None else {"best_epoch": best_epoch}),
+            "detail": f"{what} fused with {hog.label} at test time, HOG weight {weight:g} chosen on validation MRR"}
 
 
 def _refit(init_cfg: TrainConfig, init: dict[str, Any], real: DatasetSpec, out: Path, seed: int,
@@ -244,8 +237,9 @@ def _pretrained_rows(tab: _Table, scr_cfg: TrainConfig, seed: int) -> tuple[list
               f"{'' if t.init_pool == 'avg' else t.init_pool + ' pooling, '}{e_init} real epochs")
     if "pretrained-init" in tab.wanted:
         learned.append(("pretrained-init", init, init["wall_time_s"] / 60, e_init * tab.n_real, detail))
-    if tab.hog is not None and tab.hog.sims is not None:
-        fused.append(_fused_row(init, seed, e_init * tab.n_real, detail, tab.hog, tab.test_df))
+    if "pretrained-init+HOG" in tab.wanted:
+        fused.append(_fused_row("pretrained-init+HOG", [init["best_checkpoint"]], seed, init["wall_time_s"] / 60,
+                                e_init * tab.n_real, f"pretrained-init ({detail})", tab, init["best_epoch"]))
     if "pretrained-refit" in tab.wanted:
         refit, n_both = _refit(init_cfg, init, real, runs / "pretrained-refit" / f"seed{seed}", seed, tab.progress)
         learned.append(("pretrained-refit", {**refit, "best_checkpoint": refit["last_checkpoint"],
@@ -254,15 +248,15 @@ def _pretrained_rows(tab: _Table, scr_cfg: TrainConfig, seed: int) -> tuple[list
                         e_init * tab.n_real + refit["epochs_run"] * n_both,
                         f"{detail}, then trained again on train + val for as many epochs as validation chose for "
                         "its seed (best_epoch); its last epoch tested"))
-    if "pretrained-ensemble" in tab.wanted:
-        fused.append(_ensemble_row(tab, init_cfg, init, seed, detail))
+    if set(ENSEMBLE_ROWS) & set(tab.wanted):
+        fused += _ensemble_rows(tab, init_cfg, init, seed, detail)
     return learned, fused
 
 
-def _ensemble_row(tab: _Table, init_cfg: TrainConfig, init: dict[str, Any], seed: int, detail: str
-                  ) -> dict[str, Any]:
-    """The ``pretrained-ensemble`` row of one seed: the pretrained-init run ``init`` (settings ``init_cfg``)
-    and one run per further member, their test similarities summed."""
+def _ensemble_rows(tab: _Table, init_cfg: TrainConfig, init: dict[str, Any], seed: int, detail: str
+                   ) -> list[dict[str, Any]]:
+    """The ``pretrained-ensemble`` row of one seed (the pretrained-init run ``init``, settings ``init_cfg``,
+    and one run per further member, their test similarities summed) and its HOG-fused twin, those wanted."""
     ckpts, seconds, epochs, names = [init["best_checkpoint"]], init["wall_time_s"], init_cfg.epochs, []
     for name, cfg in ensemble_members(tab.t, init_cfg):
         run = study.train_once(cfg, tab.real, tab.runs / "pretrained-ensemble" / name / f"seed{seed}",
@@ -270,14 +264,20 @@ def _ensemble_row(tab: _Table, init_cfg: TrainConfig, init: dict[str, Any], seed
         ckpts.append(run["best_checkpoint"])
         seconds, epochs = seconds + run["wall_time_s"], epochs + cfg.epochs
         names.append(name)
-    m = ensemble_metrics(ckpts, tab.test_df)
-    print(f"pretrained-ensemble seed {seed}: acc@1 {m['acc@1']:.3f} acc@10 {m['acc@10']:.3f} mrr {m['mrr']:.3f} "
-          f"({seconds / 60:.1f} min, {len(ckpts)} runs)", file=sys.stderr)
-    return {"method": "pretrained-ensemble", "seed": seed, **{k: m[k] for k in (*METRICS, "n_queries", "n_gallery")},
-            "train_minutes": seconds / 60, "pairs_seen": epochs * tab.n_real,
-            "detail": f"pretrained-init ({detail}) and {len(names)} more runs of it, one per change "
-                      f"({', '.join(names)}), each best.pt chosen on validation; cosine similarities summed at "
-                      "test time"}
+    what = (f"pretrained-init ({detail}) and {len(names)} more runs of it, one per change ({', '.join(names)}), "
+            "each best.pt chosen on validation; cosine similarities summed")
+    rows = []
+    if "pretrained-ensemble" in tab.wanted:
+        m = ensemble_metrics(ckpts, tab.test_df)
+        print(f"pretrained-ensemble seed {seed}: acc@1 {m['acc@1']:.3f} acc@10 {m['acc@10']:.3f} mrr {m['mrr']:.3f} "
+              f"({seconds / 60:.1f} min, {len(ckpts)} runs)", file=sys.stderr)
+        rows.append({"method": "pretrained-ensemble", "seed": seed, "train_minutes": seconds / 60,
+                     "pairs_seen": epochs * tab.n_real, "detail": f"{what} at test time",
+                     **{k: m[k] for k in (*METRICS, "n_queries", "n_gallery")}})
+    if "pretrained-ensemble+HOG" in tab.wanted:
+        rows.append(_fused_row("pretrained-ensemble+HOG", ckpts, seed, seconds / 60, epochs * tab.n_real,
+                               f"pretrained-ensemble ({what})", tab))
+    return rows
 
 
 def _embedded_rows(tab: _Table, base: TrainConfig, embedded: DatasetSpec, n_emb: int, seed: int) -> list[_Learned]:
@@ -314,7 +314,7 @@ def run_transfer(plan: TransferPlan, progress: bool = False, rows_wanted: tuple[
     embedded = sources.object_spec(plan.profile, "embedded", protocol="fine")
     n_emb = _n_train_pairs(embedded)
     base, t = base_config(plan), plan.settings()
-    wanted = rows_wanted or tuple(r for r in parse_rows(None, t.weights) if r != "pretrained-ensemble" or t.ensemble)
+    wanted = rows_wanted or tuple(r for r in parse_rows(None, t.weights) if r not in ENSEMBLE_ROWS or t.ensemble)
     pretrained = bool(set(OPTIONAL_ROWS) & set(wanted))
     if pretrained:  # fail before anything is trained when the weights cannot be had
         if t.weights == "random":
@@ -324,7 +324,7 @@ def run_transfer(plan: TransferPlan, progress: bool = False, rows_wanted: tuple[
     n_real = len(train_df)
     e_scratch = scratch_epochs(t.epochs, t.pretrain_epochs, n_real, n_emb)
     # members checked against the pretrained-init settings the runs will have (scratch's epochs by default)
-    ensemble = "pretrained-ensemble" in wanted
+    ensemble = bool(set(ENSEMBLE_ROWS) & set(wanted))
     init_cfg = init_config(t, dataclasses.replace(base, epochs=e_scratch))
     members = ensemble_members(t, init_cfg) if ensemble else []
     if ensemble and not members:
@@ -362,39 +362,3 @@ def run_transfer(plan: TransferPlan, progress: bool = False, rows_wanted: tuple[
     summary_table.to_csv(plan.out / "transfer.csv", index=False)
     atomic_write_text(plan.out / "transfer.md", markdown(summary_table, plan, base, n_real, n_emb))
     return long
-
-
-def summarise(long: pd.DataFrame) -> pd.DataFrame:
-    """Mean and standard deviation over seeds per method, in ``ROWS`` order."""
-    out = []
-    for method in ROWS:
-        g = long[long["method"] == method]
-        if g.empty:
-            continue
-        row: dict[str, Any] = {"method": method, "seeds": int(g["seed"].notna().sum()) or 1}
-        for m in METRICS:
-            row[m] = g[m].mean()
-            row[f"{m}_sd"] = g[m].std(ddof=1) if len(g) > 1 else float("nan")
-        row["train_minutes"] = g["train_minutes"].mean()
-        row["pairs_seen"] = int(g["pairs_seen"].mean())
-        row["n_gallery"] = int(g["n_gallery"].iloc[0])
-        row["detail"] = g["detail"].iloc[0]
-        out.append(row)
-    return pd.DataFrame(out)
-
-
-def markdown(table: pd.DataFrame, plan: TransferPlan, cfg: TrainConfig, n_real: int, n_emb: int) -> str:
-    """The table as Markdown, with the settings and the goal."""
-    t = plan.settings()
-    lines = ["| method | seeds | acc@1 | acc@10 | MRR | CPU training (min) | training pairs seen | detail |",
-             "|---|---|---|---|---|---|---|---|"]
-    for r in table.to_dict("records"):
-        cells = [f"{r[m]:.3f}" + ("" if math.isnan(r[f"{m}_sd"]) else f" ± {r[f'{m}_sd']:.3f}") for m in METRICS]
-        lines.append(f"| {r['method']} | {r['seeds']} | {' | '.join(cells)} | {r['train_minutes']:.1f} | "
-                     f"{r['pairs_seen']} | {r['detail']} |")
-    head = (f"Real-data transfer on `{plan.real_root}` (gallery {int(table['n_gallery'].iloc[0])} test photos; "
-            f"{n_real} real / {n_emb} embedded training pairs). Model: {cfg.model}, backbone {cfg.backbone}, "
-            f"{cfg.image_size} px, photos {cfg.photo_mode}{', cropped to the object' if cfg.crop else ''}, loss {cfg.loss}, batch {cfg.batch_size}, lr {cfg.lr}, profile `{plan.profile}`. "
-            f"Mean ± sd over seeds {list(t.seeds)}. Goal: acc@1 >= {GOAL['acc@1']:.2f}, "
-            f"acc@10 >= {GOAL['acc@10']:.2f}.")
-    return head + "\n\n" + "\n".join(lines) + "\n"

@@ -1,5 +1,7 @@
 """`fusion`: late fusion of a checkpoint's scores with HOG's, HOG's weight chosen on validation."""
 
+import dataclasses
+
 import pytest
 
 from sbir_utils import transfer
@@ -36,3 +38,15 @@ def test_fused_row_at_weight_zero_is_the_learned_rows_evaluation(env):
     assert (learned["n_queries"], learned["n_gallery"]) == (expected["n_queries"], expected["n_gallery"])
     _, chosen = fused_metrics(ckpt, val_df, test_df, hog_val, hog_test, weights=(0.5, 2.0))
     assert chosen in (0.5, 2.0)
+    # several checkpoints: their summed similarities, the ensemble's, before HOG is added
+    from sbir_utils.fusion import ensemble_metrics
+
+    other = fit(dataclasses.replace(cfg, seed=4), real, env / "run2", progress=False)["best_checkpoint"]
+    pair, _ = fused_metrics([ckpt, other], val_df, test_df, hog_val, hog_test, weights=(0.0,))
+    summed = ensemble_metrics([ckpt, other], test_df)
+    for m in transfer.METRICS:
+        assert pair[m] == pytest.approx(summed[m], abs=1e-9), m
+    one, w_one = fused_metrics([ckpt], val_df, test_df, hog_val, hog_test, weights=(0.5, 2.0))
+    assert w_one == chosen and one == fused_metrics(ckpt, val_df, test_df, hog_val, hog_test, weights=(0.5, 2.0))[0]
+    with pytest.raises(ValueError, match="no checkpoints"):
+        fused_metrics([], val_df, test_df, hog_val, hog_test)

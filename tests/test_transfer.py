@@ -73,14 +73,14 @@ def test_weights_add_a_pretrained_init_row_and_missing_weights_stop_before_train
     out = env / "with_weights"
     assert cli.main([*argv, "--out", str(out), "--weights", str(weights)]) == 0
     runs = pd.read_csv(out / "transfer_runs.csv").set_index("method")
-    assert set(runs.index) == set(transfer.ROWS) - {"pretrained-ensemble"}  # smoke lists no ensemble members
+    assert set(runs.index) == set(transfer.ROWS) - set(transfer.ENSEMBLE_ROWS)  # smoke lists no ensemble members
     assert runs.loc["pretrained-init", "pairs_seen"] == runs.loc["scratch", "pairs_seen"]  # scratch's schedule
     assert str(weights) in runs.loc["pretrained-init", "detail"]
     config = json.loads((out / "runs" / "pretrained-init" / "seed0" / "config.json").read_text())
     assert config["train"]["weights"] == str(weights)
     scratch = json.loads((out / "runs" / "scratch" / "seed0" / "config.json").read_text())
     assert scratch["train"]["weights"] == "random"
-    assert list(pd.read_csv(out / "transfer.csv")["method"]) == [r for r in transfer.ROWS if r != "pretrained-ensemble"]
+    assert list(pd.read_csv(out / "transfer.csv")["method"]) == [r for r in transfer.ROWS if r not in transfer.ENSEMBLE_ROWS]
     # changed weights (same path) make the row stale: it is trained again, the others are reused
     stamp = {r: (out / "runs" / r / "seed0" / "summary.json").stat().st_mtime_ns for r in ("scratch", "pretrained-init")}
     torch.manual_seed(2)
@@ -263,8 +263,15 @@ def test_ensemble_row_sums_the_members_similarities_and_checks_members_before_tr
     assert (alone["acc@1"], alone["mrr"]) == pytest.approx((stage1["acc@1"], stage1["mrr"]))
     with pytest.raises(ValueError, match="no checkpoints"):
         fusion.ensemble_metrics([], test_df)
-    # a second call reuses every run
+    # a second call reuses every run, and the HOG-fused twin row trains nothing more
     stamps = [(d / "summary.json").stat().st_mtime_ns for d in dirs]
-    assert cli.main([*argv, "--ensemble", "embed_dim=16", "image_size=64,temperature=0.1"]) == 0
+    assert cli.main([*argv, "--ensemble", "embed_dim=16", "image_size=64,temperature=0.1",
+                     "--rows", "pretrained-ensemble,pretrained-ensemble+HOG"]) == 0
     assert [(d / "summary.json").stat().st_mtime_ns for d in dirs] == stamps
-    assert pd.read_csv(out / "transfer_runs.csv").iloc[0]["mrr"] == pytest.approx(row["mrr"])
+    again = pd.read_csv(out / "transfer_runs.csv")
+    assert list(again["method"]) == ["pretrained-ensemble", "pretrained-ensemble+HOG"]
+    assert again.iloc[0]["mrr"] == pytest.approx(row["mrr"])
+    fused = again.iloc[1]
+    assert fused["train_minutes"] == pytest.approx(row["train_minutes"]) and fused["pairs_seen"] == row["pairs_seen"]
+    assert "HOG weight" in fused["detail"] and "chosen on validation MRR" in fused["detail"]
+    assert fused["detail"].startswith("pretrained-ensemble (pretrained-init (")
