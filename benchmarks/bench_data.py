@@ -52,6 +52,7 @@ class Trainer:
         self.forward = torch.compile(self.model) if compile_model else self.model
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.objective = engine._objective(1, cfg)
+        self.augment, self.steps = device_augment(cfg), 0
 
     def step(self, sketch: Any, photo: Any, labels: Any) -> Any:
         """One step as the engine's: uint8 batches normalised on the device (where this version of the library
@@ -62,6 +63,12 @@ class Trainer:
         from sbir_utils import engine
 
         d, cl = self.device, self.fmt is torch.channels_last
+        if self.augment is not None and sketch.shape[-1] != self.cfg.image_size:  # the base: augment it there
+            from sbir_utils.data.batch_augment import step_generator
+
+            self.steps += 1
+            sketch, photo = self.augment(sketch.to(d, non_blocking=True), photo.to(d, non_blocking=True),
+                                         self.cfg.image_size, step_generator(d, self.cfg.seed, self.steps))
         if sketch.dtype == torch.uint8:
             from sbir_utils.data.transforms import normalize_batch
 
@@ -77,6 +84,15 @@ class Trainer:
         loss.backward()
         self.opt.step()
         return loss.detach()
+
+
+def device_augment(cfg: Any) -> Any:
+    """``BatchAugment()`` where the library has it and ``cfg`` asks for augmentation on the device, else None."""
+    if not (cfg.augment and getattr(cfg, "augment_on", "loader") == "device"):
+        return None
+    from sbir_utils.data.batch_augment import BatchAugment
+
+    return BatchAugment()
 
 
 def photo_kw(cfg: Any) -> dict[str, Any]:
@@ -163,8 +179,9 @@ class Batches:
                  pin_memory: bool = False):
         from sbir_utils.data.loading import PairDataset, TrainingBatches, make_batch_sampler
 
+        base = {"base": True} if device_augment(cfg) is not None else {}  # the step augments on the device
         self.dataset = PairDataset(df, cfg.image_size, train=True, augment=cfg.augment, **photo_kw(cfg),
-                                   **store_kw(PairDataset, image_cache))
+                                   **store_kw(PairDataset, image_cache), **base)
         self.sampler = make_batch_sampler(df, cfg.batch_size, sampler, seed=cfg.seed)
         self.loader = TrainingBatches(self.dataset, self.sampler, num_workers, cfg.seed, pin_memory=pin_memory)
         self.cfg, self.num_workers, self.epoch, self._it = cfg, num_workers, 0, None
@@ -189,6 +206,8 @@ class Batches:
 def premade_batch(df: Any, cfg: Any, sampler: str, batch_size: int | None = None) -> tuple[Any, Any, Any]:
     """One real training batch, decoded once (from a separate dataset outside the image store, so the
     measured one and the store stay cold)."""
+    if hasattr(cfg, "augment_on"):  # the model's input size: compute only, no augmentation on the device
+        cfg = dataclasses.replace(cfg, augment_on="loader")
     b = Batches(df, dataclasses.replace(cfg, batch_size=batch_size or cfg.batch_size), sampler, 0, image_cache=None)
     s, p, y = b.next()
     return s.clone(), p.clone(), y.clone()

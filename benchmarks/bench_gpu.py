@@ -120,7 +120,8 @@ def bench_design(family: str, spec: Any, device: Any, work: Path, settings: dict
     cl = prefers_channels_last(device)
     res: dict[str, Any] = {"family": family, "model": cfg.model, "backbone": cfg.backbone, "image_size": cfg.image_size,
                            "batch_size": cfg.batch_size, "amp": cfg.amp, "channels_last": cl,
-                           "num_workers": cfg.num_workers, "train_rows": len(df), "sampler": sampler}
+                           "num_workers": cfg.num_workers, "train_rows": len(df), "sampler": sampler,
+                           "augment_on": getattr(cfg, "augment_on", "loader") if cfg.augment else "none"}
     tr = Trainer(cfg, device, channels_last=cl)
     fixed = tuple(t.to(device) for t in premade_batch(df, cfg, sampler))
     with Clock(device) as w:

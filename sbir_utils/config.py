@@ -66,6 +66,7 @@ class TrainConfig:
     amp: bool = False
     num_workers: int = 0
     augment: bool = True
+    augment_on: str = "loader"  # loader (PIL, per image, in the loader workers) | device (batched, data.batch_augment)
     photo_mode: str = "rgb"  # rgb | edges | hed: photos as Canny or HED edge maps, drawn like sketches (data.transforms)
     crop: bool = False  # crop sketches and photos to their drawing / object before squaring (data.loading)
     freeze_bn: bool = False  # trunk BatchNorm keeps its pretrained statistics while training (models.freeze_batchnorm)
@@ -91,6 +92,7 @@ OPTION_FIELDS = ("sampler", "mining", "symmetric", "pair_weight", "pair_negative
                  "model_path", "train_csv", "val_csv", "save_state_dict", "keep_last", "skip_missing")
 WARMUP_LOSSES = ("infonce", "semihard")
 SAMPLERS = ("auto", "photo_unique", "pk", "random")
+AUGMENT_ON = ("loader", "device")
 
 
 def core_fields(cfg: TrainConfig) -> dict[str, Any]:
@@ -123,7 +125,7 @@ def check_train_config(cfg: TrainConfig, names: dict[str, str] | None = None) ->
     if cfg.loss not in ("triplet", "infonce"):
         problems.append(f"{name('loss')} must be 'triplet' or 'infonce', got {cfg.loss!r}")
     for key, choices in (("photo_mode", PHOTO_MODES), ("warmup_loss", WARMUP_LOSSES), ("mining", MININGS),
-                         ("sampler", SAMPLERS)):
+                         ("sampler", SAMPLERS), ("augment_on", AUGMENT_ON)):
         if getattr(cfg, key) not in choices:
             problems.append(f"{name(key)} must be one of {choices}, got {getattr(cfg, key)!r}")
     if cfg.pool not in POOLS or (cfg.pool != "avg" and cfg.model != "convnext_infonce"):

@@ -123,7 +123,8 @@ def run_dir(profile: Profile, run: Run, dataset: str = "embedded") -> Path:
 
 # TrainConfig fields added after runs were made: at these defaults they are left out of the fingerprint,
 # so that those runs stay valid.
-LATER_FIELDS: dict[str, Any] = {"photo_mode": "rgb", "crop": False, "freeze_bn": False, "pool": "avg"}
+LATER_FIELDS: dict[str, Any] = {"photo_mode": "rgb", "crop": False, "freeze_bn": False, "pool": "avg",
+                                "augment_on": "loader"}
 # Before issue 22 the training procedure (OPTION_FIELDS) was given to engine.fit as keywords, and so was
 # the warm-up of the collapse run, over its profile's: fingerprints hash a run the way it was given then.
 KEYWORD_FIELDS = ("warmup_epochs", "warmup_loss")

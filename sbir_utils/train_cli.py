@@ -22,7 +22,7 @@ from typing import Any
 
 from . import paths
 from .cli import SPLITS, error, resolve_data_root
-from .config import PROFILES, TrainConfig, check_train_config, load_profile
+from .config import AUGMENT_ON, PROFILES, TrainConfig, check_train_config, load_profile
 from .data.transforms import PHOTO_MODES
 from .models import MODELS
 
@@ -133,6 +133,9 @@ def _optimisation_and_run_arguments(parser: argparse.ArgumentParser) -> None:
     r.add_argument("--seed", type=int, help="random seed: weight initialisation, batch order, augmentation "
                                             "(default: the profile's)")
     r.add_argument("--num_workers", type=int, help="data-loader worker processes")
+    r.add_argument("--augment_on", choices=AUGMENT_ON,
+                   help="where training augmentation runs: loader (PIL, per image) or device (batched on the "
+                        "training device, the full profile's; data.batch_augment)")
     r.add_argument("--no_cuda", action="store_true", help="train on the CPU even when a GPU is present")
     r.add_argument("--resume", action="store_true", help="continue the run in --log_dir from its newest epoch_XX.pt")
     r.add_argument("--overwrite", action="store_true", help="replace an existing run in --log_dir")
@@ -148,7 +151,8 @@ FLAG_TO_FIELD = {"backbone": "backbone", "weights": "weights", "image_size": "im
                  "margin": "margin", "temp": "temperature", "seed": "seed", "num_workers": "num_workers",
                  "train_csv": "train_csv", "val_csv": "val_csv", "mining": "mining", "warmup_epochs": "warmup_epochs",
                  "warmup_loss": "warmup_loss", "pair_weight": "pair_weight", "select_metric": "select_metric",
-                 "sampler": "sampler", "model_path": "model_path", "keep_last": "keep_last"}
+                 "sampler": "sampler", "model_path": "model_path", "keep_last": "keep_last",
+                 "augment_on": "augment_on"}
 # switches given: (field, value)
 SWITCH_TO_FIELD = {"amp": ("amp", True), "no_self_attention": ("self_attention", False),
                    "no_cross_attention": ("cross_attention", False), "symmetric": ("symmetric", True),

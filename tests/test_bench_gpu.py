@@ -139,6 +139,7 @@ def test_every_figure_is_measured(quick: dict) -> None:
     for r in res["designs"]:
         assert "error" not in r, r
         assert r["backbone"] in ("resnet18", "convnext_atto") and r["image_size"] == 64
+        assert r["augment_on"] == "device"  # the full profile's: the data path includes the batched augmentation
         for part in ("compute", "cold", "warm"):
             assert _positive(r[part]["pairs_s"]) and r[part]["steps"] > 0, (part, r[part])
             assert 0 <= r[part]["wait_frac"] <= 1

@@ -9,7 +9,8 @@ The datasets yield **uint8** tensors ``(C, S, S)`` (C = 1 for sketches and edge 
 (ImageNet mean/std, greyscale replicated to 3 channels), so a GPU receives a quarter of float32's bytes.
 Augmentation (``train=True, augment=True``) touches sketches only: a small random affine jitter and,
 sometimes, a one-pixel stroke-thickness change (``SketchAugment``) at twice the output resolution; a
-pair is mirrored as a whole with probability 1/2. Randomness comes from torch's generator, so a seeded
+pair is mirrored as a whole with probability 1/2 (``base=True``: none here, ``batch_augment`` does it on
+the device). Randomness comes from torch's generator, so a seeded
 ``DataLoader`` (see :func:`make_loader`) is reproducible; with loader workers each row's augmentation is
 seeded by ``(seed, epoch, row)`` instead, so workers can persist across epochs (:class:`TrainingBatches`).
 
@@ -70,10 +71,12 @@ class PairDataset(Dataset):
             ``paths.image_cache_dir()``, or None to decode every time. Each file is decoded and squared
             to twice ``image_size`` once; augmentation and the final resize run on every read.
         crop: crop sketches and photos to their drawing / object first (``transforms.crop_to_object``).
+        base: yield the stored training base (twice ``image_size``) as it is, for ``batch_augment`` on the device.
     """
 
     def __init__(self, df: pd.DataFrame, image_size: int, train: bool = False, augment: bool = True,
-                 photo_mode: str = "rgb", image_cache: str | Path | None = "default", crop: bool = False):
+                 photo_mode: str = "rgb", image_cache: str | Path | None = "default", crop: bool = False,
+                 base: bool = False):
         for col in ("sketch_file", "image_file", "label"):
             if col not in df.columns:
                 raise ValueError(f"PairDataset needs column {col!r} (read the CSV with sbir_utils.data.index.read_index)")
@@ -83,8 +86,8 @@ class PairDataset(Dataset):
         self.labels, self.label_names = label_codes(df["label"].tolist())
         self.image_size = int(image_size)
         self.photo_mode = photo_mode
-        self.augment = SketchAugment() if (train and augment) else None
-        self.flip = bool(train and augment)
+        self.augment = SketchAugment() if (train and augment and not base) else None
+        self.flip, self.base = bool(train and augment and not base), base
         root = _cache_root(image_cache)
         base = 2 * self.image_size
         self._sketches = _Images(sorted(set(self.sketch_files)), "sketch", base, photo_mode, root, crop=crop)
@@ -104,6 +107,9 @@ class PairDataset(Dataset):
         return self._item(key)
 
     def _item(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        if self.base:  # no copy through PIL
+            return (to_uint8(self._sketches.array(self.sketch_files[i])),
+                    to_uint8(self._photos.array(self.image_files[i])), int(self.labels[i]))
         sketch = self._sketches.image(self.sketch_files[i])
         photo = self._photos.image(self.image_files[i])
         if self.augment is not None:
@@ -129,10 +135,8 @@ class ImageDataset(Dataset):
         if kind not in ("sketch", "photo"):
             raise ValueError(f"kind must be 'sketch' or 'photo', got {kind!r}")
         check_photo_mode(photo_mode)
-        self.paths = [str(p) for p in paths]
-        self.kind = kind
+        self.paths, self.kind, self.photo_mode = [str(p) for p in paths], kind, photo_mode
         self.image_size = int(image_size)
-        self.photo_mode = photo_mode
         self._images = _Images(sorted(set(self.paths)), kind, self.image_size, photo_mode,
                                _cache_root(image_cache), final=True, crop=crop)
 
@@ -162,8 +166,7 @@ class _Images:
         self.slot = {p: j for j, p in enumerate(paths)}
         channels = 1 if (kind == "sketch" or photo_mode != "rgb") else 3
         prep = f"{kind}:{'rgb' if kind == 'sketch' else PHOTO_PREP_NAMES[photo_mode]}:{'final' if final else 'base'}:{size}"
-        if crop:
-            prep += ":crop"
+        prep += ":crop" if crop else ""
         self.store = open_store(paths, prep, self.make, size, channels, root)
 
     def make(self, path: str) -> Image.Image:

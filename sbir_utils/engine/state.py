@@ -62,6 +62,7 @@ class _Run:
     dataset: Any = None  # loading.PairDataset of the training index
     batches: Any = None  # the batch sampler (``set_epoch`` before each epoch)
     loader: Any = None  # loading.TrainingBatches over ``dataset`` and ``batches``: each epoch's loader
+    batch_augment: Any = None  # batch_augment.BatchAugment (``augment_on: device``), applied in each step
     prior_wall: float = 0.0  # wall time of the epochs before a resume (s)
     t_start: float = 0.0  # time.perf_counter() when this process's epochs began
     last_good: Path | None = None  # newest epoch_XX.pt written (rank 0)

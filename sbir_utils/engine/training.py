@@ -16,6 +16,7 @@ import torch.distributed as dist
 from torch import nn
 
 from ..config import TrainConfig, check_train_config, core_fields
+from ..data.batch_augment import BatchAugment, step_generator
 from ..data.index import DatasetSpec, IndexValidationError, load_spec
 from ..data.loading import PairDataset, TrainingBatches, make_batch_sampler
 from ..data.transforms import normalize_batch, require_photo_mode
@@ -116,8 +117,10 @@ def _set_up(job: _Job) -> _Run:
     run.model, run.train_model = _wrap_ddp(model, device, job.world)
     run.channels_last = prefers_channels_last(device)
     run.writer = run_folder._open_log(run)
+    on_device = cfg.augment and cfg.augment_on == "device"  # the loader then yields the un-augmented training base
     run.dataset = PairDataset(train_df, cfg.image_size, train=True, augment=cfg.augment, photo_mode=cfg.photo_mode,
-                              crop=cfg.crop)
+                              crop=cfg.crop, base=on_device)
+    run.batch_augment = BatchAugment() if on_device else None
     run.batches = make_batch_sampler(train_df, cfg.batch_size, sampler, seed=cfg.seed, rank=job.rank,
                                      world_size=job.world)
     run.loader = TrainingBatches(run.dataset, run.batches, cfg.num_workers, cfg.seed,
@@ -251,7 +254,7 @@ def _train_epoch(run: _Run, epoch: int) -> _EpochResult:
     bar = tqdm(loader, desc=f"epoch {epoch}/{cfg.epochs}", file=sys.stderr, mininterval=5.0,
                disable=not (job.progress and job.main), leave=False)
     for step, batch in enumerate(bar, 1):
-        done = _train_step(run, batch, objective)
+        done = _train_step(run, batch, objective, (epoch, step))
         if pending is not None:  # the previous step's numbers: by now the device has finished it
             _add_step(run, pending, sums, epoch)
         pending = (step, done)
@@ -270,17 +273,23 @@ def _train_epoch(run: _Run, epoch: int) -> _EpochResult:
     return _EpochResult(row, n_pairs, t0, train_time)
 
 
-def _train_step(run: _Run, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], objective: str) -> torch.Tensor:
+def _train_step(run: _Run, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], objective: str,
+                key: tuple[int, int]) -> torch.Tensor:
     """One optimisation step on ``batch`` = (sketches uint8 (B, 1, S, S), photos uint8 (B, C, S, S), labels (B,)),
-    normalised on the device (``transforms.normalize_batch``). Sets ``run.has_pair`` (the model produced pair
-    scores).
+    normalised on the device (``transforms.normalize_batch``); with ``run.batch_augment`` the batch is the
+    training base (2S) and is augmented there first, drawing from a generator seeded by ``(seed, *key, rank)``
+    (``key`` = (epoch, step)). Sets ``run.has_pair`` (the model produced pair scores).
 
     Returns the step's numbers, on the device and not yet read: ``(non-finite flag (max over ranks), loss,
     loss_embed, loss_pair)``. Reading them waits for the device, so the loop reads a step's numbers only
     after it has queued the next step (:func:`_add_step`); a non-finite loss then stops every rank one step
     later, before anything is written."""
     job, device = run.job, run.job.device
-    sketch, photo = (normalize_batch(t, device, run.channels_last) for t in batch[:2])
+    sketch, photo = batch[:2]
+    if run.batch_augment is not None:
+        sketch, photo = run.batch_augment(sketch.to(device, non_blocking=True), photo.to(device, non_blocking=True),
+                                          job.cfg.image_size, step_generator(device, job.cfg.seed, *key, job.rank))
+    sketch, photo = (normalize_batch(t, device, run.channels_last) for t in (sketch, photo))
     labels = batch[2].to(device, non_blocking=True)
     with autocast(device, job.cfg.amp):
         out = run.train_model(sketch, photo, labels)

@@ -251,13 +251,14 @@ def test_new_default_config_fields_keep_old_run_fingerprints(tmp_path):
 
     spec = load_spec(make_tiny_dataset(tmp_path / "d", photos=(2, 1, 1)))
     cfg = TrainConfig()
-    old = {k: v for k, v in core_fields(cfg).items() if k not in ("photo_mode", "crop", "freeze_bn", "pool")}  # before they existed
+    old = {k: v for k, v in core_fields(cfg).items() if k not in ("photo_mode", "crop", "freeze_bn", "pool", "augment_on")}  # before they existed
     digest = hashlib.sha256(json.dumps([old, {}], sort_keys=True, default=str).encode())
     for split in ("train", "val"):
         digest.update(spec.csv(split).read_bytes())
     assert study._fingerprint(cfg, spec) == digest.hexdigest()
     assert study._fingerprint(dataclasses.replace(cfg, photo_mode="edges"), spec) != digest.hexdigest()
     assert study._fingerprint(dataclasses.replace(cfg, crop=True), spec) != digest.hexdigest()
+    assert study._fingerprint(dataclasses.replace(cfg, augment_on="device"), spec) != digest.hexdigest()
 
 
 def _shoe_outline(canvas: int, box: tuple[int, int, int, int], width: int) -> Image.Image:

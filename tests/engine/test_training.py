@@ -312,9 +312,9 @@ def test_a_step_s_numbers_are_read_after_the_next_step_is_queued(data, tmp_path,
 
     log, real_step, real_add = [], training._train_step, training._add_step
 
-    def step(run, batch, objective):
+    def step(run, batch, objective, key):
         log.append(f"step{sum(x.startswith('step') for x in log) + 1}")
-        return real_step(run, batch, objective)
+        return real_step(run, batch, objective, key)
 
     def add(run, pending, sums, epoch):
         log.append(f"read{pending[0]}")
