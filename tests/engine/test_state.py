@@ -28,7 +28,7 @@ def test_run_starts_at_epoch_one_without_a_writer_or_checkpoint():
     assert names[:2] == ["job", "train_path"]
     defaults = {f.name: f.default for f in dataclasses.fields(_Run) if f.default is not dataclasses.MISSING}
     assert defaults == {"start_epoch": 1, "train_model": None, "writer": None, "dataset": None, "batches": None, "loader": None,
-                        "prior_wall": 0.0, "t_start": 0.0, "last_good": None, "has_pair": False,
+                        "batch_augment": None, "prior_wall": 0.0, "t_start": 0.0, "last_good": None, "has_pair": False,
                         "channels_last": False}
 
 
