@@ -58,6 +58,7 @@ from .metrics import mean_metrics, per_query_metrics
 from .models.backbones import build_trunk
 from .transfer_table import (  # noqa: F401  (ROWS, GOAL, parse_rows ... are part of this module's interface)
     ENSEMBLE_ROWS,
+    FUSED_ROWS,
     GOAL,
     HOG_ROWS,
     METRICS,
@@ -162,7 +163,7 @@ def _baseline_rows(t: TransferConfig, wanted: tuple[str, ...], real: DatasetSpec
     grid = {**baselines.HOG_GRID, "crop": [False, True]}
     per_query, hog_best, nq, ng = baselines.baseline_per_query(train_df, test_df, seed=t.seeds[0], grid=grid)
     hog = _HogReference(next(label for label in per_query if label != "random"))
-    if {"pretrained-init+HOG", "pretrained-ensemble+HOG"} & set(wanted):
+    if set(FUSED_ROWS) & set(wanted):
         hog.val_df = read_index(real.csv("val"), real)
         hog.sims = tuple(hog_baseline(*retrieval_task(df)[:2], **hog_best) for df in (hog.val_df, test_df))
     frames = [("HOG", None, per_query[hog.label], hog.label)]

@@ -91,8 +91,8 @@ class BatchAugment:
         """The random parameters of ``batch`` pairs, on ``generator``'s device."""
         u = torch.rand((6, batch), generator=generator, device=generator.device)
         lo, hi = self.scale
-        thickness = torch.where(u[4] < self.thickness_p, 1.0, 0.0) - torch.where(
-            (u[4] >= self.thickness_p) & (u[4] < 2 * self.thickness_p), 1.0, 0.0)
+        p = self.thickness_p
+        thickness = (u[4] < p).float() - ((u[4] >= p) & (u[4] < 2 * p)).float()  # +1 thicker, -1 thinner
         return AugmentDraw(angle=(2 * u[0] - 1) * math.radians(self.degrees), scale=lo + (hi - lo) * u[1],
                            shift_x=(2 * u[2] - 1) * self.translate, shift_y=(2 * u[3] - 1) * self.translate,
                            thickness=thickness, mirror=u[5] < self.flip_p)
