@@ -153,8 +153,8 @@ class _HogReference:
 
 def _baseline_rows(t: TransferConfig, wanted: tuple[str, ...], real: DatasetSpec, train_df: pd.DataFrame,
                    test_df: pd.DataFrame) -> tuple[list[dict[str, Any]], _HogReference | None]:
-    """The ``random`` and ``HOG`` rows that are wanted, and HOG for the fused row; HOG is tuned (once, on the
-    training shoes) only when one of the three is wanted."""
+    """The ``random`` and ``HOG`` rows that are wanted, and HOG for the fused rows; HOG is tuned (once, on the
+    training shoes) only when a row of ``HOG_ROWS`` is wanted."""
     from . import baselines  # looked up at call time (tests spy on baseline_per_query)
 
     if not set(HOG_ROWS) & set(wanted):
