@@ -31,32 +31,43 @@ def learned_scores(ckpt: str, frames: Sequence[pd.DataFrame]) -> list[np.ndarray
     return out
 
 
-def fused_metrics(ckpts: str | Sequence[str], val_df: pd.DataFrame, test_df: pd.DataFrame, hog_val: np.ndarray,
-                  hog_test: np.ndarray, weights: tuple[float, ...] = FUSION_WEIGHTS) -> tuple[dict[str, float], float]:
-    """Test metrics (every ``metrics.per_query_metrics`` column, by reported name, plus ``n_queries`` and
-    ``n_gallery``) of the checkpoint's scores (several checkpoints: their summed cosine similarities, as in
-    :func:`ensemble_metrics`) fused with HOG's (``fuse_scores``), with the HOG weight that gives the best
-    validation MRR (the first in ``weights`` on a tie); returns ``(metrics, weight)``.
-    ``hog_val`` / ``hog_test``: HOG similarities (Q, G) in ``retrieval_task`` order."""
+def summed_scores(ckpts: Sequence[str], frames: Sequence[pd.DataFrame]) -> list[np.ndarray]:
+    """Each frame's cosine similarities (Q, G) summed over ``ckpts`` with equal weights (each checkpoint with its
+    own preprocessing, so members may differ in input size or embedding width); :func:`learned_scores` order."""
+    if not ckpts:
+        raise ValueError("no checkpoints given")
+    per_ckpt = [learned_scores(ckpt, frames) for ckpt in ckpts]
+    return [sum(scores[i] for scores in per_ckpt) for i in range(len(frames))]
+
+
+def scores_metrics(scores: np.ndarray, df: pd.DataFrame) -> dict[str, float]:
+    """Metrics of similarities (Q, G) on ``df`` (``retrieval_task`` order): every ``metrics.per_query_metrics``
+    column by reported name, plus ``n_queries`` and ``n_gallery``."""
+    _, gallery, relevant = retrieval_task(df)
+    return mean_metrics(per_query_metrics(scores, relevant)) | {"n_queries": len(relevant), "n_gallery": len(gallery)}
+
+
+def fuse_on_validation(learned_val: np.ndarray, learned_test: np.ndarray, val_df: pd.DataFrame, test_df: pd.DataFrame,
+                       hog_val: np.ndarray, hog_test: np.ndarray, weights: tuple[float, ...] = FUSION_WEIGHTS
+                       ) -> tuple[dict[str, float], float]:
+    """Test metrics (:func:`scores_metrics`) of learned similarities fused with HOG's (``fuse_scores``), with the
+    HOG weight that gives the best validation MRR (the first in ``weights`` on a tie); returns ``(metrics,
+    weight)``. All similarities (Q, G) in ``retrieval_task`` order."""
     _, _, rel_val = retrieval_task(val_df)
-    per_ckpt = [learned_scores(c, (val_df, test_df)) for c in ([ckpts] if isinstance(ckpts, str) else ckpts)]
-    if not per_ckpt:
-        raise ValueError("fused_metrics: no checkpoints")
-    learned_val, learned_test = sum(v for v, _ in per_ckpt), sum(t for _, t in per_ckpt)
     val_mrr = [mean_metrics(per_query_metrics(fuse_scores(learned_val, hog_val, w), rel_val))["mrr"] for w in weights]
     weight = weights[int(np.argmax(val_mrr))]
-    _, gallery, rel_test = retrieval_task(test_df)
-    test = mean_metrics(per_query_metrics(fuse_scores(learned_test, hog_test, weight), rel_test))
-    return test | {"n_queries": len(rel_test), "n_gallery": len(gallery)}, weight
+    return scores_metrics(fuse_scores(learned_test, hog_test, weight), test_df), weight
+
+
+def fused_metrics(ckpts: str | Sequence[str], val_df: pd.DataFrame, test_df: pd.DataFrame, hog_val: np.ndarray,
+                  hog_test: np.ndarray, weights: tuple[float, ...] = FUSION_WEIGHTS) -> tuple[dict[str, float], float]:
+    """:func:`fuse_on_validation` of the checkpoint's scores (several checkpoints: their summed scores, as in
+    :func:`ensemble_metrics`)."""
+    learned = summed_scores([ckpts] if isinstance(ckpts, str) else ckpts, (val_df, test_df))
+    return fuse_on_validation(*learned, val_df, test_df, hog_val, hog_test, weights)
 
 
 def ensemble_metrics(ckpts: Sequence[str], df: pd.DataFrame) -> dict[str, float]:
-    """Metrics of several checkpoints on one index frame, their cosine similarities (Q, G) summed with equal
-    weights (each checkpoint with its own preprocessing, so members may differ in input size or embedding
-    width): every ``metrics.per_query_metrics`` column by reported name, plus ``n_queries`` and ``n_gallery``.
+    """:func:`scores_metrics` of several checkpoints' summed similarities on one index frame (:func:`summed_scores`).
     Nothing is chosen on ``df``."""
-    if not ckpts:
-        raise ValueError("ensemble_metrics: no checkpoints")
-    _, gallery, relevant = retrieval_task(df)
-    scores = sum(learned_scores(ckpt, (df,))[0] for ckpt in ckpts)
-    return mean_metrics(per_query_metrics(scores, relevant)) | {"n_queries": len(relevant), "n_gallery": len(gallery)}
+    return scores_metrics(summed_scores(ckpts, (df,))[0], df)

@@ -22,7 +22,7 @@ train / val / test photos (e.g.
   and its minutes include the validation run that chose the epochs.
 * ``pretrained-ensemble`` (when the section lists ``ensemble`` members): the pretrained-init run and one run
   per member (its settings with a few changed, e.g. ``{embed_dim: 512}``), each ``best.pt`` chosen on
-  validation; cosine similarities summed at test time (``fusion.ensemble_metrics``); all runs' minutes.
+  validation; cosine similarities summed at test time (``fusion.summed_scores``); all runs' minutes.
 * ``pretrained-ensemble+HOG``: the same sum fused with HOG's scores as ``pretrained-init+HOG`` is (weight
   chosen per seed on validation MRR; nothing more is trained).
 
@@ -53,7 +53,7 @@ from .data import sources
 from .data.index import DatasetSpec, load_spec, read_index
 from .data.transforms import require_photo_mode
 from .fileio import atomic_write_text
-from .fusion import ensemble_metrics, fused_metrics
+from .fusion import fuse_on_validation, scores_metrics, summed_scores
 from .metrics import mean_metrics, per_query_metrics
 from .models.backbones import build_trunk
 from .transfer_table import (  # noqa: F401  (ROWS, GOAL, parse_rows ... are part of this module's interface)
@@ -177,13 +177,13 @@ def _baseline_rows(t: TransferConfig, wanted: tuple[str, ...], real: DatasetSpec
     return rows, hog
 
 
-def _fused_row(method: str, ckpts: list[str], seed: int, minutes: float, pairs: int, what: str, tab: _Table,
-               best_epoch: int | None = None) -> dict[str, Any]:
-    """A HOG-fused row of one seed (``pretrained-init+HOG``, ``pretrained-ensemble+HOG``): the checkpoints'
-    summed similarities (``what`` says whose) fused with HOG's, HOG's weight chosen on validation MRR."""
+def _fused_row(method: str, learned: list[np.ndarray], seed: int, minutes: float, pairs: int, what: str,
+               tab: _Table, best_epoch: int | None = None) -> dict[str, Any]:
+    """A HOG-fused row of one seed (``pretrained-init+HOG``, ``pretrained-ensemble+HOG``): learned similarities
+    ``[validation, test]`` (``what`` says whose) fused with HOG's, HOG's weight chosen on validation MRR."""
     hog = tab.hog
     assert hog is not None and hog.sims is not None and hog.val_df is not None  # _baseline_rows made them
-    scores, weight = fused_metrics(ckpts, hog.val_df, tab.test_df, *hog.sims)
+    scores, weight = fuse_on_validation(*learned, hog.val_df, tab.test_df, *hog.sims)
     m = {k: scores[k] for k in (*METRICS, "n_queries", "n_gallery")}
     print(f"{method} seed {seed}: acc@1 {m['acc@1']:.3f} acc@10 {m['acc@10']:.3f} "
           f"mrr {m['mrr']:.3f} (HOG weight {weight:g})", file=sys.stderr)
@@ -239,8 +239,10 @@ def _pretrained_rows(tab: _Table, scr_cfg: TrainConfig, seed: int) -> tuple[list
     if "pretrained-init" in tab.wanted:
         learned.append(("pretrained-init", init, init["wall_time_s"] / 60, e_init * tab.n_real, detail))
     if "pretrained-init+HOG" in tab.wanted:
-        fused.append(_fused_row("pretrained-init+HOG", [init["best_checkpoint"]], seed, init["wall_time_s"] / 60,
-                                e_init * tab.n_real, f"pretrained-init ({detail})", tab, init["best_epoch"]))
+        assert tab.hog is not None and tab.hog.val_df is not None  # _baseline_rows made it for this row
+        init_scores = summed_scores([init["best_checkpoint"]], (tab.hog.val_df, tab.test_df))
+        fused.append(_fused_row("pretrained-init+HOG", init_scores, seed, init["wall_time_s"] / 60, e_init * tab.n_real,
+                                f"pretrained-init ({detail})", tab, init["best_epoch"]))
     if "pretrained-refit" in tab.wanted:
         refit, n_both = _refit(init_cfg, init, real, runs / "pretrained-refit" / f"seed{seed}", seed, tab.progress)
         learned.append(("pretrained-refit", {**refit, "best_checkpoint": refit["last_checkpoint"],
@@ -267,16 +269,19 @@ def _ensemble_rows(tab: _Table, init_cfg: TrainConfig, init: dict[str, Any], see
         names.append(name)
     what = (f"pretrained-init ({detail}) and {len(names)} more runs of it, one per change ({', '.join(names)}), "
             "each best.pt chosen on validation; cosine similarities summed")
+    fuse = "pretrained-ensemble+HOG" in tab.wanted
+    val_df = tab.hog.val_df if fuse and tab.hog is not None else None  # _baseline_rows made it for the fused row
+    learned = summed_scores(ckpts, (tab.test_df,) if val_df is None else (tab.test_df, val_df))  # once for both rows
     rows = []
     if "pretrained-ensemble" in tab.wanted:
-        m = ensemble_metrics(ckpts, tab.test_df)
+        m = scores_metrics(learned[0], tab.test_df)
         print(f"pretrained-ensemble seed {seed}: acc@1 {m['acc@1']:.3f} acc@10 {m['acc@10']:.3f} mrr {m['mrr']:.3f} "
               f"({seconds / 60:.1f} min, {len(ckpts)} runs)", file=sys.stderr)
         rows.append({"method": "pretrained-ensemble", "seed": seed, "train_minutes": seconds / 60,
                      "pairs_seen": epochs * tab.n_real, "detail": f"{what} at test time",
                      **{k: m[k] for k in (*METRICS, "n_queries", "n_gallery")}})
-    if "pretrained-ensemble+HOG" in tab.wanted:
-        rows.append(_fused_row("pretrained-ensemble+HOG", ckpts, seed, seconds / 60, epochs * tab.n_real,
+    if fuse:
+        rows.append(_fused_row("pretrained-ensemble+HOG", learned[::-1], seed, seconds / 60, epochs * tab.n_real,
                                f"pretrained-ensemble ({what})", tab))
     return rows
 

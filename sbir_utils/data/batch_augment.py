@@ -108,7 +108,8 @@ class BatchAugment:
         ink = 255.0 - sketch.float()
         ink = change_thickness(affine_jitter(ink, d), d.thickness)
         mirror = d.mirror.view(-1, 1, 1, 1)
-        sketch_f = torch.where(mirror, (255.0 - ink).flip(-1), 255.0 - ink)
+        sketch_f = 255.0 - ink
+        sketch_f = torch.where(mirror, sketch_f.flip(-1), sketch_f)
         photo_f = photo.float()
         photo_f = torch.where(mirror, photo_f.flip(-1), photo_f)
         return resize_uint8(sketch_f, size), resize_uint8(photo_f, size)
