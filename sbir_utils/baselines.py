@@ -1,5 +1,6 @@
-"""Non-learned baselines that calibrate the learned models' numbers: random scores, and HOG descriptors
-of sketches against HOG descriptors of photos (as greyscale, or as edge maps so they look drawn).
+"""Non-learned baselines that calibrate the learned models' numbers: random scores, HOG descriptors of
+sketches against HOG descriptors of photos (as greyscale, or as edge maps so they look drawn), and a frozen
+pretrained trunk's mid-level feature maps compared the same way (``frozen_trunk_baseline``).
 
 Every baseline returns a similarity matrix (Q, G), higher = closer, ready for ``sbir_utils.metrics``.
 HOG features are plain vectors, so ``metrics.evaluate_embeddings`` can also take them as embeddings.
@@ -68,18 +69,21 @@ def hog_features(images: Sequence[Image.Image], size: int = 64, **hog_params: An
 FUSION_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)  # HOG weights that fused rows choose from on validation
 
 
-def fuse_scores(learned: np.ndarray, other: np.ndarray, weight: float) -> np.ndarray:
-    """Late fusion of two similarity matrices (Q, G): each row z-scored (mean 0, sd 1 over the gallery, so
-    neither score's scale dominates), then ``z(learned) + weight * z(other)``. ``weight`` 0 ranks as
-    ``learned`` does; a large one as ``other`` does. Rows with no spread count as all zeros."""
+def fuse_scores(learned: np.ndarray, other: np.ndarray | Sequence[np.ndarray], weight: float) -> np.ndarray:
+    """Late fusion of similarity matrices (Q, G): each row z-scored (mean 0, sd 1 over the gallery, so
+    neither score's scale dominates), then ``z(learned) + weight * z(other)``; ``other`` may be several
+    matrices, each z-scored and summed (``weight`` applies to each). ``weight`` 0 ranks as ``learned``
+    does; a large one as ``other`` does. Rows with no spread count as all zeros."""
     def z(sim: np.ndarray) -> np.ndarray:
         sim = np.asarray(sim, dtype=np.float64)
         sd = sim.std(axis=1, keepdims=True)
         return (sim - sim.mean(axis=1, keepdims=True)) / np.where(sd > 0, sd, 1.0)
 
-    if np.shape(learned) != np.shape(other):
-        raise ValueError(f"fuse_scores: shapes differ, {np.shape(learned)} and {np.shape(other)}")
-    return z(learned) + float(weight) * z(other)
+    others = [other] if isinstance(other, np.ndarray) else list(other)
+    for o in others:
+        if np.shape(learned) != np.shape(o):
+            raise ValueError(f"fuse_scores: shapes differ, {np.shape(learned)} and {np.shape(o)}")
+    return z(learned) + float(weight) * sum((z(o) for o in others), np.zeros(np.shape(learned)))
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -185,6 +189,20 @@ def tune_hog(
 # transfer table) -----------------------------------------------------------------------------------
 
 HOG_GRID: dict[str, list] = {"size": [64], "photo_mode": ["grey", "edges"], "pixels_per_cell": [(8, 8), (16, 16)]}
+
+
+def frozen_trunk_baseline(query_sketch_paths: Sequence[str], gallery_photo_paths: Sequence[str], backbone: str,
+                          weights: str, image_size: int, photo_mode: str = "hed", crop: bool = True) -> np.ndarray:
+    """Cosine similarity (Q, G) of a frozen pretrained trunk's mid-level shape descriptors
+    (``models.frozen_shape.FrozenShape``) of query sketches and gallery photos (photos as ``photo_mode``,
+    ``transforms.photo_input``; ``crop``: both cropped to the drawing / object first). Nothing is trained."""
+    from .engine.inference import encode
+    from .models.frozen_shape import FrozenShape
+
+    model = FrozenShape(backbone, weights)
+    sketches, _ = encode(model, list(query_sketch_paths), "sketch", image_size, photo_mode=photo_mode, crop=crop)
+    photos, _ = encode(model, list(gallery_photo_paths), "photo", image_size, photo_mode=photo_mode, crop=crop)
+    return (sketches @ photos.T).numpy()
 
 
 def retrieval_task(df: pd.DataFrame) -> tuple[list[str], list[str], np.ndarray]:

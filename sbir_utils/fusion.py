@@ -48,11 +48,12 @@ def scores_metrics(scores: np.ndarray, df: pd.DataFrame) -> dict[str, float]:
 
 
 def fuse_on_validation(learned_val: np.ndarray, learned_test: np.ndarray, val_df: pd.DataFrame, test_df: pd.DataFrame,
-                       hog_val: np.ndarray, hog_test: np.ndarray, weights: tuple[float, ...] = FUSION_WEIGHTS
-                       ) -> tuple[dict[str, float], float]:
+                       hog_val: np.ndarray | Sequence[np.ndarray], hog_test: np.ndarray | Sequence[np.ndarray],
+                       weights: tuple[float, ...] = FUSION_WEIGHTS) -> tuple[dict[str, float], float]:
     """Test metrics (:func:`scores_metrics`) of learned similarities fused with HOG's (``fuse_scores``), with the
     HOG weight that gives the best validation MRR (the first in ``weights`` on a tie); returns ``(metrics,
-    weight)``. All similarities (Q, G) in ``retrieval_task`` order."""
+    weight)``. All similarities (Q, G) in ``retrieval_task`` order; ``hog_val`` / ``hog_test`` may be several
+    matrices each (e.g. HOG's and the frozen trunk's), fused with one weight."""
     _, _, rel_val = retrieval_task(val_df)
     val_mrr = [mean_metrics(per_query_metrics(fuse_scores(learned_val, hog_val, w), rel_val))["mrr"] for w in weights]
     weight = weights[int(np.argmax(val_mrr))]

@@ -25,6 +25,9 @@ train / val / test photos (e.g.
   validation; cosine similarities summed at test time (``fusion.summed_scores``); all runs' minutes.
 * ``pretrained-ensemble+HOG``: the same sum fused with HOG's scores as ``pretrained-init+HOG`` is (weight
   chosen per seed on validation MRR; nothing more is trained).
+* ``frozen-trunk``: the pretrained-init row's trunk, frozen, as a non-learned shape descriptor
+  (``baselines.frozen_trunk_baseline``); ``pretrained-ensemble+HOG+frozen``: the ensemble's sum fused with
+  HOG's and its scores (``fuse_scores``, one weight for both, chosen per seed on validation MRR).
 
 ``--rows NAME[,NAME...]`` runs only the named rows (``random`` and ``HOG`` cost seconds; ``zero-shot`` and
 ``fine-tuned`` share the embedded pre-training run).
@@ -47,7 +50,7 @@ import numpy as np
 import pandas as pd
 
 from . import study
-from .baselines import hog_baseline, random_scores, retrieval_task
+from .baselines import frozen_trunk_baseline, hog_baseline, random_scores, retrieval_task
 from .config import TrainConfig, TransferConfig, check_train_changes, check_train_config, load_profile
 from .data import sources
 from .data.index import DatasetSpec, load_spec, read_index
@@ -58,6 +61,7 @@ from .metrics import mean_metrics, per_query_metrics
 from .models.backbones import build_trunk
 from .transfer_table import (  # noqa: F401  (ROWS, GOAL, parse_rows ... are part of this module's interface)
     ENSEMBLE_ROWS,
+    FROZEN_ROWS,
     FUSED_ROWS,
     GOAL,
     HOG_ROWS,
@@ -145,10 +149,11 @@ def init_config(t: TransferConfig, scr_cfg: TrainConfig) -> TrainConfig:
 @dataclasses.dataclass
 class _HogReference:
     """HOG as tuned on the real training split: its label, and its validation / test similarities (Q, G) in
-    ``retrieval_task`` order (only when the fused row needs them)."""
+    ``retrieval_task`` order (only when the fused row needs them); the frozen trunk's too (``frozen``)."""
     label: str
     val_df: pd.DataFrame | None = None
     sims: tuple[np.ndarray, np.ndarray] | None = None
+    frozen: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def _baseline_rows(t: TransferConfig, wanted: tuple[str, ...], real: DatasetSpec, train_df: pd.DataFrame,
@@ -177,19 +182,40 @@ def _baseline_rows(t: TransferConfig, wanted: tuple[str, ...], real: DatasetSpec
     return rows, hog
 
 
+def _frozen_rows(t: TransferConfig, init_cfg: TrainConfig, wanted: tuple[str, ...], test_df: pd.DataFrame,
+                 hog: _HogReference | None) -> list[dict[str, Any]]:
+    """The ``frozen-trunk`` row, if wanted; the frozen trunk's validation and test similarities go to
+    ``hog.frozen`` when the fused row needs them (``hog`` made by :func:`_baseline_rows` for it)."""
+    frames = (test_df,) if hog is None or hog.val_df is None else (hog.val_df, test_df)
+    sims = [frozen_trunk_baseline(*retrieval_task(df)[:2], init_cfg.backbone, t.weights, init_cfg.image_size,
+                                  crop=init_cfg.crop) for df in frames]
+    if hog is not None and len(sims) == 2:
+        hog.frozen = (sims[0], sims[1])
+    if "frozen-trunk" not in wanted:
+        return []
+    m = scores_metrics(sims[-1], test_df)
+    return [{"method": "frozen-trunk", "seed": None, **{k: m[k] for k in (*METRICS, "n_queries", "n_gallery")},
+             "train_minutes": 0.0, "pairs_seen": 0,
+             "detail": f"{init_cfg.backbone} with {t.weights} weights, frozen: stride-8 maps of sketches and HED photos "
+                       f"on a 4 x 4 grid, {init_cfg.image_size} px, cosine; nothing trained"}]
+
+
 def _fused_row(method: str, learned: list[np.ndarray], seed: int, minutes: float, pairs: int, what: str,
                tab: _Table, best_epoch: int | None = None) -> dict[str, Any]:
-    """A HOG-fused row of one seed (``pretrained-init+HOG``, ``pretrained-ensemble+HOG``): learned similarities
-    ``[validation, test]`` (``what`` says whose) fused with HOG's, HOG's weight chosen on validation MRR."""
+    """A HOG-fused row of one seed (``pretrained-init+HOG``, ``pretrained-ensemble+HOG``; ``...+frozen``: HOG and
+    the frozen trunk, one weight for both): learned similarities ``[validation, test]`` (``what`` says whose)
+    fused with HOG's, HOG's weight chosen on validation MRR."""
     hog = tab.hog
     assert hog is not None and hog.sims is not None and hog.val_df is not None  # _baseline_rows made them
-    scores, weight = fuse_on_validation(*learned, hog.val_df, tab.test_df, *hog.sims)
+    others = [hog.sims] if not method.endswith("+frozen") else [hog.sims, hog.frozen]
+    scores, weight = fuse_on_validation(*learned, hog.val_df, tab.test_df, *([o[i] for o in others] for i in (0, 1)))
     m = {k: scores[k] for k in (*METRICS, "n_queries", "n_gallery")}
     print(f"{method} seed {seed}: acc@1 {m['acc@1']:.3f} acc@10 {m['acc@10']:.3f} "
           f"mrr {m['mrr']:.3f} (HOG weight {weight:g})", file=sys.stderr)
     return {"method": method, "seed": seed, **m, "train_minutes": minutes, "pairs_seen": pairs,
             **({} if best_epoch is None else {"best_epoch": best_epoch}),
-            "detail": f"{what} fused with {hog.label} at test time, HOG weight {weight:g} chosen on validation MRR"}
+            "detail": f"{what} fused with {hog.label}{' and frozen-trunk' if len(others) > 1 else ''} at test time, "
+                      f"{'HOG weight' if len(others) == 1 else 'one weight for both,'} {weight:g} chosen on validation MRR"}
 
 
 def _refit(init_cfg: TrainConfig, init: dict[str, Any], real: DatasetSpec, out: Path, seed: int,
@@ -269,7 +295,7 @@ def _ensemble_rows(tab: _Table, init_cfg: TrainConfig, init: dict[str, Any], see
         names.append(name)
     what = (f"pretrained-init ({detail}) and {len(names)} more runs of it, one per change ({', '.join(names)}), "
             "each best.pt chosen on validation; cosine similarities summed")
-    fuse = "pretrained-ensemble+HOG" in tab.wanted
+    fuse = bool({"pretrained-ensemble+HOG", "pretrained-ensemble+HOG+frozen"} & set(tab.wanted))
     val_df = tab.hog.val_df if fuse and tab.hog is not None else None  # _baseline_rows made it for the fused row
     learned = summed_scores(ckpts, (tab.test_df,) if val_df is None else (tab.test_df, val_df))  # once for both rows
     rows = []
@@ -280,9 +306,10 @@ def _ensemble_rows(tab: _Table, init_cfg: TrainConfig, init: dict[str, Any], see
         rows.append({"method": "pretrained-ensemble", "seed": seed, "train_minutes": seconds / 60,
                      "pairs_seen": epochs * tab.n_real, "detail": f"{what} at test time",
                      **{k: m[k] for k in (*METRICS, "n_queries", "n_gallery")}})
-    if fuse:
-        rows.append(_fused_row("pretrained-ensemble+HOG", learned[::-1], seed, seconds / 60, epochs * tab.n_real,
-                               f"pretrained-ensemble ({what})", tab))
+    for method in ("pretrained-ensemble+HOG", "pretrained-ensemble+HOG+frozen"):
+        if method in tab.wanted:
+            rows.append(_fused_row(method, learned[::-1], seed, seconds / 60, epochs * tab.n_real,
+                                   f"pretrained-ensemble ({what})", tab))
     return rows
 
 
@@ -336,9 +363,12 @@ def run_transfer(plan: TransferPlan, progress: bool = False, rows_wanted: tuple[
     if ensemble and not members:
         raise ValueError(f"the pretrained-ensemble row needs members: --ensemble, or transfer.ensemble in profile "
                          f"{plan.profile!r} (e.g. [{{embed_dim: 512}}])")
-    for mode in {t.photo_mode, *([init_cfg.photo_mode] if pretrained else []), *(c.photo_mode for _, c in members)}:
+    frozen = bool(set(FROZEN_ROWS) & set(wanted))
+    for mode in {t.photo_mode, *([init_cfg.photo_mode] if pretrained else []), *(c.photo_mode for _, c in members),
+                 *(["hed"] if frozen else [])}:
         require_photo_mode(mode)  # e.g. HED's weights for a photo_mode: hed member, before anything trains
     rows, hog = _baseline_rows(t, wanted, real, train_df, test_df)
+    rows += _frozen_rows(t, init_cfg, wanted, test_df, hog) if frozen else []
     tab = _Table(t, wanted, real, plan.out / "runs", n_real, progress, hog, test_df)
     for seed in t.seeds:
         learned: list[_Learned] = []

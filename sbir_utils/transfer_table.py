@@ -12,12 +12,15 @@ if TYPE_CHECKING:
     from .config import TrainConfig
     from .transfer import TransferPlan
 
-ROWS = ("random", "HOG", "scratch", "pretrained-init", "pretrained-init+HOG", "pretrained-refit",
-        "pretrained-ensemble", "pretrained-ensemble+HOG", "zero-shot", "fine-tuned")
-OPTIONAL_ROWS = ("pretrained-init", "pretrained-init+HOG", "pretrained-refit", "pretrained-ensemble",
-                 "pretrained-ensemble+HOG")  # need weights
-ENSEMBLE_ROWS = ("pretrained-ensemble", "pretrained-ensemble+HOG")  # need the section's ensemble members
-FUSED_ROWS = ("pretrained-init+HOG", "pretrained-ensemble+HOG")  # need HOG's validation and test similarities
+ROWS = ("random", "HOG", "frozen-trunk", "scratch", "pretrained-init", "pretrained-init+HOG", "pretrained-refit",
+        "pretrained-ensemble", "pretrained-ensemble+HOG", "pretrained-ensemble+HOG+frozen", "zero-shot", "fine-tuned")
+FROZEN_ROWS = ("frozen-trunk", "pretrained-ensemble+HOG+frozen")  # need the frozen trunk's similarities
+OPTIONAL_ROWS = ("frozen-trunk", "pretrained-init", "pretrained-init+HOG", "pretrained-refit", "pretrained-ensemble",
+                 "pretrained-ensemble+HOG", "pretrained-ensemble+HOG+frozen")  # need weights
+ENSEMBLE_ROWS = ("pretrained-ensemble", "pretrained-ensemble+HOG",
+                 "pretrained-ensemble+HOG+frozen")  # need the section's ensemble members
+FUSED_ROWS = ("pretrained-init+HOG", "pretrained-ensemble+HOG",
+              "pretrained-ensemble+HOG+frozen")  # need HOG's validation and test similarities
 HOG_ROWS = ("HOG", "random", *FUSED_ROWS)  # need HOG tuned (random: its query count)
 METRICS = ("acc@1", "acc@10", "mrr")
 GOAL = {"acc@1": 0.30, "acc@10": 0.75}  # issue 9, on a ~100-photo gallery of unseen shoes

@@ -126,3 +126,37 @@ def test_fuse_scores_zscores_each_query_row():
     np.testing.assert_allclose(flat, zscore(other[:2, :3], axis=1))
     with pytest.raises(ValueError, match="shapes differ"):
         fuse_scores(learned, other[:, :3], 1.0)
+
+
+def test_fuse_scores_with_several_others_gives_each_the_weight():
+    """Several other scores (HOG and the frozen trunk): each z-scored on its own, summed, one weight for all."""
+    from scipy.stats import zscore
+
+    from sbir_utils.baselines import fuse_scores
+
+    rng = np.random.default_rng(1)
+    learned, a, b = rng.normal(size=(4, 6)), rng.normal(size=(4, 6)) * 10, rng.normal(size=(4, 6)) + 5
+    np.testing.assert_allclose(fuse_scores(learned, [a, b], 0.25),
+                               zscore(learned, axis=1) + 0.25 * (zscore(a, axis=1) + zscore(b, axis=1)))
+    np.testing.assert_allclose(fuse_scores(learned, [a], 0.5), fuse_scores(learned, a, 0.5))
+    with pytest.raises(ValueError, match="shapes differ"):
+        fuse_scores(learned, [a, b[:, :2]], 1.0)
+
+
+def test_frozen_trunk_baseline_finds_the_same_drawing(tmp_path):
+    """A frozen trunk (random weights: the check is of the plumbing, not of ImageNet) gives each sketch its own
+    drawing, saved as an RGB photo, as the best match: identical inputs give identical descriptors."""
+    from sbir_utils.baselines import frozen_trunk_baseline
+
+    sketches, photos = [], []
+    for i, box in enumerate([(10, 10, 50, 30), (20, 5, 40, 60), (5, 30, 60, 55), (30, 30, 58, 58)]):
+        img = Image.new("RGB", (64, 64), "white")
+        ImageDraw.Draw(img).ellipse(box, outline="black", width=3)
+        img.save(tmp_path / f"s{i}.png")
+        img.save(tmp_path / f"p{i}.png")
+        sketches.append(str(tmp_path / f"s{i}.png"))
+        photos.append(str(tmp_path / f"p{i}.png"))
+    sims = frozen_trunk_baseline(sketches, photos[::-1], "resnet18", "random", 64, photo_mode="rgb", crop=False)
+    assert sims.shape == (4, 4)
+    assert (np.argmax(sims, axis=1) == [3, 2, 1, 0]).all()
+    np.testing.assert_allclose(sims[np.arange(4), [3, 2, 1, 0]], 1.0, atol=1e-5)
