@@ -211,7 +211,7 @@ def _fused_row(method: str, learned: list[np.ndarray], seed: int, minutes: float
     scores, weight = fuse_on_validation(*learned, hog.val_df, tab.test_df, *([o[i] for o in others] for i in (0, 1)))
     m = {k: scores[k] for k in (*METRICS, "n_queries", "n_gallery")}
     print(f"{method} seed {seed}: acc@1 {m['acc@1']:.3f} acc@10 {m['acc@10']:.3f} "
-          f"mrr {m['mrr']:.3f} (HOG weight {weight:g})", file=sys.stderr)
+          f"mrr {m['mrr']:.3f} (weight {weight:g})", file=sys.stderr)
     return {"method": method, "seed": seed, **m, "train_minutes": minutes, "pairs_seen": pairs,
             **({} if best_epoch is None else {"best_epoch": best_epoch}),
             "detail": f"{what} fused with {hog.label}{' and frozen-trunk' if len(others) > 1 else ''} at test time, "

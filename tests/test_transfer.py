@@ -201,7 +201,7 @@ def test_ensemble_row_sums_the_members_similarities_and_checks_members_before_tr
     import numpy as np
 
     from sbir_utils import fusion
-    from sbir_utils.baselines import retrieval_task
+    from sbir_utils.baselines import frozen_trunk_baseline, retrieval_task
     from sbir_utils.data.index import load_spec, read_index
     from sbir_utils.engine.checkpoints import load_model
     from sbir_utils.engine.inference import encode
@@ -275,3 +275,17 @@ def test_ensemble_row_sums_the_members_similarities_and_checks_members_before_tr
     assert fused["train_minutes"] == pytest.approx(row["train_minutes"]) and fused["pairs_seen"] == row["pairs_seen"]
     assert "HOG weight" in fused["detail"] and "chosen on validation MRR" in fused["detail"]
     assert fused["detail"].startswith("pretrained-ensemble (pretrained-init (")
+    # the frozen trunk: its own row (nothing trained), and the ensemble fused with HOG and it
+    assert cli.main([*argv, "--ensemble", "embed_dim=16", "image_size=64,temperature=0.1",
+                     "--rows", "frozen-trunk,pretrained-ensemble+HOG+frozen"]) == 0
+    assert [(d / "summary.json").stat().st_mtime_ns for d in dirs] == stamps
+    third = pd.read_csv(out / "transfer_runs.csv").set_index("method")
+    assert list(third.index) == ["frozen-trunk", "pretrained-ensemble+HOG+frozen"]
+    frozen = frozen_trunk_baseline(queries, gallery, "tf_efficientnet_lite0", "efficientnet_lite0", 48,
+                                   crop=transfer.TransferPlan(real, out, "smoke").settings().crop)
+    first = np.array([1 + int((frozen[i] > frozen[i][relevant[i]].max()).sum()) for i in range(len(queries))])
+    assert third.loc["frozen-trunk", "mrr"] == pytest.approx(np.mean(1 / first))
+    assert third.loc["frozen-trunk", "pairs_seen"] == 0 and "nothing trained" in third.loc["frozen-trunk", "detail"]
+    both = third.loc["pretrained-ensemble+HOG+frozen"]
+    assert both["pairs_seen"] == row["pairs_seen"] and "and frozen-trunk" in both["detail"]
+    assert "one weight for both" in both["detail"]
