@@ -67,7 +67,7 @@ def test_readme_leads_with_the_story():
     results = text[text.index("## Results"):text.index("## Real datasets")]
     assert "Produced by `make reproduce` (profile `cpu`, embedded data) at commit `e1cc0f8`" in results
     assert results.count("| model |") == 2 and "| method | seeds | acc@1 | acc@10 | MRR |" in results
-    assert "the `--rows` command above at commit `b32c8eb`" in results  # the transfer table's provenance
+    assert "the `--rows` command above at commit `b6b1857`" in results  # the transfer table's provenance
     assert len(text.encode("utf-8")) < 16_000, "the long material belongs in docs/"
     for page in ("docs/running.md", "docs/results.md", "docs/cli.md", "docs/datasets.md", "docs/development.md",
                  "docs/embedded-data.md", "docs/benchmarks.md"):
