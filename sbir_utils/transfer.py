@@ -25,9 +25,8 @@ train / val / test photos (e.g.
   validation; cosine similarities summed at test time (``fusion.summed_scores``); all runs' minutes.
 * ``pretrained-ensemble+HOG``: the same sum fused with HOG's scores as ``pretrained-init+HOG`` is (weight
   chosen per seed on validation MRR; nothing more is trained).
-* ``frozen-trunk``: the pretrained-init row's trunk, frozen, as a non-learned shape descriptor
-  (``baselines.frozen_trunk_baseline``); ``pretrained-ensemble+HOG+frozen``: the ensemble's sum fused with
-  HOG's and its scores (``fuse_scores``, one weight for both, chosen per seed on validation MRR).
+* ``frozen-trunk``: pretrained-init's trunk untrained, a shape descriptor (``baselines.frozen_trunk_baseline``);
+  ``pretrained-ensemble+HOG+frozen``: the ensemble fused with HOG and it (one weight, chosen as HOG's is).
 
 ``--rows NAME[,NAME...]`` runs only the named rows (``random`` and ``HOG`` cost seconds; ``zero-shot`` and
 ``fine-tuned`` share the embedded pre-training run).
@@ -59,6 +58,7 @@ from .fileio import atomic_write_text
 from .fusion import fuse_on_validation, scores_metrics, summed_scores
 from .metrics import mean_metrics, per_query_metrics
 from .models.backbones import build_trunk
+from .models.frozen_shape import GRID, STRIDE
 from .transfer_table import (  # noqa: F401  (ROWS, GOAL, parse_rows ... are part of this module's interface)
     ENSEMBLE_ROWS,
     FROZEN_ROWS,
@@ -196,8 +196,8 @@ def _frozen_rows(t: TransferConfig, init_cfg: TrainConfig, wanted: tuple[str, ..
     m = scores_metrics(sims[-1], test_df)
     return [{"method": "frozen-trunk", "seed": None, **{k: m[k] for k in (*METRICS, "n_queries", "n_gallery")},
              "train_minutes": 0.0, "pairs_seen": 0,
-             "detail": f"{init_cfg.backbone} with {t.weights} weights, frozen: stride-8 maps of sketches and HED photos "
-                       f"on a 4 x 4 grid, {init_cfg.image_size} px, cosine; nothing trained"}]
+             "detail": f"{init_cfg.backbone} with {t.weights} weights, frozen: stride-{STRIDE} maps of sketches and HED "
+                       f"photos on a {GRID} x {GRID} grid, {init_cfg.image_size} px, cosine; nothing trained"}]
 
 
 def _fused_row(method: str, learned: list[np.ndarray], seed: int, minutes: float, pairs: int, what: str,
@@ -207,8 +207,8 @@ def _fused_row(method: str, learned: list[np.ndarray], seed: int, minutes: float
     fused with HOG's, HOG's weight chosen on validation MRR."""
     hog = tab.hog
     assert hog is not None and hog.sims is not None and hog.val_df is not None  # _baseline_rows made them
-    others = [hog.sims] if not method.endswith("+frozen") else [hog.sims, hog.frozen]
-    scores, weight = fuse_on_validation(*learned, hog.val_df, tab.test_df, *([o[i] for o in others] for i in (0, 1)))
+    others = [hog.sims, *([hog.frozen] if method.endswith("+frozen") else [])]  # each (validation, test)
+    scores, weight = fuse_on_validation(*learned, hog.val_df, tab.test_df, [o[0] for o in others], [o[1] for o in others])
     m = {k: scores[k] for k in (*METRICS, "n_queries", "n_gallery")}
     print(f"{method} seed {seed}: acc@1 {m['acc@1']:.3f} acc@10 {m['acc@10']:.3f} "
           f"mrr {m['mrr']:.3f} (weight {weight:g})", file=sys.stderr)
