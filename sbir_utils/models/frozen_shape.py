@@ -39,14 +39,24 @@ def _timm_map(trunk: TimmTrunk, x: torch.Tensor, stride: int) -> torch.Tensor:
     return trunk.net.forward_intermediates(x, indices=[reductions.index(stride)], intermediates_only=True)[0]
 
 
+def _convnext_map(features: nn.Sequential, x: torch.Tensor, stride: int) -> torch.Tensor:
+    """torchvision ConvNeXt ``features``: stem, stage, (downsample, stage) x 3; stages end at strides 4-32."""
+    ends = {4: 2, 8: 4, 16: 6, 32: 8}  # the number of leading modules that end at each stride
+    if stride not in ends:
+        raise ValueError(f"a ConvNeXt has feature maps at strides {list(ends)}, not {stride}")
+    return features[:ends[stride]](x)
+
+
 def feature_map(trunk: nn.Module, x: torch.Tensor, stride: int) -> torch.Tensor:
-    """The trunk's feature map at ``stride``: (B, 3, H, W) -> (B, C, H / stride, W / stride), for
-    :func:`backbones.build_trunk`'s ResNets and timm models (torchvision ConvNeXts are a ``ValueError``)."""
+    """The trunk's feature map at ``stride``: (B, 3, H, W) -> (B, C, H / stride, W / stride), for every kind
+    of trunk :func:`backbones.build_trunk` makes (torchvision ResNets and ConvNeXts, timm models)."""
     if isinstance(trunk, ResNetTrunk):
         return _resnet_map(trunk, x, stride)
     if isinstance(trunk, TimmTrunk):
         return _timm_map(trunk, x, stride)
-    raise ValueError(f"no stride-{stride} feature map for {type(trunk).__name__}; use a ResNet or a timm backbone")
+    if isinstance(trunk, nn.Sequential) and len(trunk) == 8:  # torchvision ConvNeXt features
+        return _convnext_map(trunk, x, stride)
+    raise ValueError(f"no stride-{stride} feature map for {type(trunk).__name__}; use a ResNet, ConvNeXt or timm backbone")
 
 
 class FrozenShape(nn.Module):

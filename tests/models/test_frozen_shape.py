@@ -27,8 +27,12 @@ def test_feature_map_is_the_stride_8_stage_of_timm_and_resnet_trunks():
     assert feature_map(resnet, x, 8).shape == (2, 128, 8, 8)
     with pytest.raises(ValueError, match="strides"):
         feature_map(resnet, x, 12)
-    with pytest.raises(ValueError, match="ConvNeXt|no stride-8"):
-        feature_map(build_trunk("convnext_tiny", "random"), x, 8)
+    convnext = build_trunk("convnext_tiny", "random").eval()  # torchvision's features: stem, stage, (down, stage) x 3
+    with torch.no_grad():
+        torch.testing.assert_close(feature_map(convnext, x, 8), convnext[3](convnext[2](convnext[1](convnext[0](x)))))
+    assert feature_map(convnext, x, 8).shape == (2, 192, 8, 8)
+    with pytest.raises(ValueError, match="no stride-8"):
+        feature_map(torch.nn.Identity(), x, 8)
 
 
 def test_descriptor_keeps_each_cell_in_place_and_is_frozen():
