@@ -45,20 +45,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from . import study
-from .baselines import frozen_trunk_baseline, hog_baseline, random_scores, retrieval_task
 from .config import TrainConfig, TransferConfig, check_train_changes, check_train_config, load_profile
 from .data import sources
 from .data.index import DatasetSpec, load_spec, read_index
 from .data.transforms import require_photo_mode
 from .fileio import atomic_write_text
-from .fusion import fuse_on_validation, scores_metrics, summed_scores
-from .metrics import mean_metrics, per_query_metrics
+from .fusion import scores_metrics, summed_scores
 from .models.backbones import build_trunk
-from .models.frozen_shape import GRID, STRIDE
+from .transfer_references import HogReference, baseline_rows, frozen_rows, fused_row
 from .transfer_table import (  # noqa: F401  (ROWS, GOAL, parse_rows ... are part of this module's interface)
     ENSEMBLE_ROWS,
     FROZEN_ROWS,
@@ -146,78 +143,6 @@ def init_config(t: TransferConfig, scr_cfg: TrainConfig) -> TrainConfig:
                                pool=t.init_pool, photo_mode=t.init_photo_mode or scr_cfg.photo_mode)
 
 
-@dataclasses.dataclass
-class _HogReference:
-    """HOG as tuned on the real training split: its label, and its validation / test similarities (Q, G) in
-    ``retrieval_task`` order (only when the fused row needs them); the frozen trunk's too (``frozen``)."""
-    label: str
-    val_df: pd.DataFrame | None = None
-    sims: tuple[np.ndarray, np.ndarray] | None = None
-    frozen: tuple[np.ndarray, np.ndarray] | None = None
-
-
-def _baseline_rows(t: TransferConfig, wanted: tuple[str, ...], real: DatasetSpec, train_df: pd.DataFrame,
-                   test_df: pd.DataFrame) -> tuple[list[dict[str, Any]], _HogReference | None]:
-    """The ``random`` and ``HOG`` rows that are wanted, and HOG for the fused rows; HOG is tuned (once, on the
-    training shoes) only when a row of ``HOG_ROWS`` is wanted."""
-    from . import baselines  # looked up at call time (tests spy on baseline_per_query)
-
-    if not set(HOG_ROWS) & set(wanted):
-        return [], None
-    _, _, relevant = retrieval_task(test_df)
-    grid = {**baselines.HOG_GRID, "crop": [False, True]}
-    per_query, hog_best, nq, ng = baselines.baseline_per_query(train_df, test_df, seed=t.seeds[0], grid=grid)
-    hog = _HogReference(next(label for label in per_query if label != "random"))
-    if set(FUSED_ROWS) & set(wanted):
-        hog.val_df = read_index(real.csv("val"), real)
-        hog.sims = tuple(hog_baseline(*retrieval_task(df)[:2], **hog_best) for df in (hog.val_df, test_df))
-    frames = [("HOG", None, per_query[hog.label], hog.label)]
-    frames += [("random", seed, per_query_metrics(random_scores(nq, ng, seed), relevant), "uniform random scores")
-               for seed in t.seeds]
-    rows = []
-    for name, seed, frame, detail in (f for f in frames if f[0] in wanted):
-        vals = mean_metrics(frame)
-        rows.append({"method": name, "seed": seed, **{m: vals[m] for m in METRICS}, "n_queries": nq,
-                     "n_gallery": ng, "train_minutes": 0.0, "pairs_seen": 0, "detail": detail})
-    return rows, hog
-
-
-def _frozen_rows(t: TransferConfig, init_cfg: TrainConfig, wanted: tuple[str, ...], test_df: pd.DataFrame,
-                 hog: _HogReference | None) -> list[dict[str, Any]]:
-    """The ``frozen-trunk`` row, if wanted; the frozen trunk's validation and test similarities go to
-    ``hog.frozen`` when the fused row needs them (``hog`` made by :func:`_baseline_rows` for it)."""
-    frames = (test_df,) if hog is None or hog.val_df is None else (hog.val_df, test_df)
-    sims = [frozen_trunk_baseline(*retrieval_task(df)[:2], init_cfg.backbone, t.weights, init_cfg.image_size,
-                                  crop=init_cfg.crop) for df in frames]
-    if hog is not None and len(sims) == 2:
-        hog.frozen = (sims[0], sims[1])
-    if "frozen-trunk" not in wanted:
-        return []
-    m = scores_metrics(sims[-1], test_df)
-    return [{"method": "frozen-trunk", "seed": None, **{k: m[k] for k in (*METRICS, "n_queries", "n_gallery")},
-             "train_minutes": 0.0, "pairs_seen": 0,
-             "detail": f"{init_cfg.backbone} with {t.weights} weights, frozen: stride-{STRIDE} maps of sketches and HED "
-                       f"photos on a {GRID} x {GRID} grid, {init_cfg.image_size} px, cosine; nothing trained"}]
-
-
-def _fused_row(method: str, learned: list[np.ndarray], seed: int, minutes: float, pairs: int, what: str,
-               tab: _Table, best_epoch: int | None = None) -> dict[str, Any]:
-    """A HOG-fused row of one seed (``pretrained-init+HOG``, ``pretrained-ensemble+HOG``; ``...+frozen``: HOG and
-    the frozen trunk, one weight for both): learned similarities ``[validation, test]`` (``what`` says whose)
-    fused with HOG's, HOG's weight chosen on validation MRR."""
-    hog = tab.hog
-    assert hog is not None and hog.sims is not None and hog.val_df is not None  # _baseline_rows made them
-    others = [hog.sims, *([hog.frozen] if method.endswith("+frozen") else [])]  # each (validation, test)
-    scores, weight = fuse_on_validation(*learned, hog.val_df, tab.test_df, [o[0] for o in others], [o[1] for o in others])
-    m = {k: scores[k] for k in (*METRICS, "n_queries", "n_gallery")}
-    print(f"{method} seed {seed}: acc@1 {m['acc@1']:.3f} acc@10 {m['acc@10']:.3f} "
-          f"mrr {m['mrr']:.3f} (weight {weight:g})", file=sys.stderr)
-    return {"method": method, "seed": seed, **m, "train_minutes": minutes, "pairs_seen": pairs,
-            **({} if best_epoch is None else {"best_epoch": best_epoch}),
-            "detail": f"{what} fused with {hog.label}{' and frozen-trunk' if len(others) > 1 else ''} at test time, "
-                      f"{'HOG weight' if len(others) == 1 else 'one weight for both,'} {weight:g} chosen on validation MRR"}
-
-
 def _refit(init_cfg: TrainConfig, init: dict[str, Any], real: DatasetSpec, out: Path, seed: int,
            progress: bool) -> tuple[dict[str, Any], int]:
     """Train ``init_cfg`` on the training and validation rows of ``real`` together for ``init``'s best epoch
@@ -247,7 +172,7 @@ class _Table:
     runs: Path
     n_real: int
     progress: bool
-    hog: _HogReference | None
+    hog: HogReference | None
     test_df: pd.DataFrame
 
 
@@ -265,10 +190,10 @@ def _pretrained_rows(tab: _Table, scr_cfg: TrainConfig, seed: int) -> tuple[list
     if "pretrained-init" in tab.wanted:
         learned.append(("pretrained-init", init, init["wall_time_s"] / 60, e_init * tab.n_real, detail))
     if "pretrained-init+HOG" in tab.wanted:
-        assert tab.hog is not None and tab.hog.val_df is not None  # _baseline_rows made it for this row
+        assert tab.hog is not None and tab.hog.val_df is not None  # baseline_rows made it for this row
         init_scores = summed_scores([init["best_checkpoint"]], (tab.hog.val_df, tab.test_df))
-        fused.append(_fused_row("pretrained-init+HOG", init_scores, seed, init["wall_time_s"] / 60, e_init * tab.n_real,
-                                f"pretrained-init ({detail})", tab, init["best_epoch"]))
+        fused.append(fused_row("pretrained-init+HOG", init_scores, seed, init["wall_time_s"] / 60, e_init * tab.n_real,
+                               f"pretrained-init ({detail})", tab.hog, tab.test_df, init["best_epoch"]))
     if "pretrained-refit" in tab.wanted:
         refit, n_both = _refit(init_cfg, init, real, runs / "pretrained-refit" / f"seed{seed}", seed, tab.progress)
         learned.append(("pretrained-refit", {**refit, "best_checkpoint": refit["last_checkpoint"],
@@ -296,7 +221,7 @@ def _ensemble_rows(tab: _Table, init_cfg: TrainConfig, init: dict[str, Any], see
     what = (f"pretrained-init ({detail}) and {len(names)} more runs of it, one per change ({', '.join(names)}), "
             "each best.pt chosen on validation; cosine similarities summed")
     fuse = bool({"pretrained-ensemble+HOG", "pretrained-ensemble+HOG+frozen"} & set(tab.wanted))
-    val_df = tab.hog.val_df if fuse and tab.hog is not None else None  # _baseline_rows made it for the fused row
+    val_df = tab.hog.val_df if fuse and tab.hog is not None else None  # baseline_rows made it for the fused row
     learned = summed_scores(ckpts, (tab.test_df,) if val_df is None else (tab.test_df, val_df))  # once for both rows
     rows = []
     if "pretrained-ensemble" in tab.wanted:
@@ -308,8 +233,8 @@ def _ensemble_rows(tab: _Table, init_cfg: TrainConfig, init: dict[str, Any], see
                      **{k: m[k] for k in (*METRICS, "n_queries", "n_gallery")}})
     for method in ("pretrained-ensemble+HOG", "pretrained-ensemble+HOG+frozen"):
         if method in tab.wanted:
-            rows.append(_fused_row(method, learned[::-1], seed, seconds / 60, epochs * tab.n_real,
-                                   f"pretrained-ensemble ({what})", tab))
+            rows.append(fused_row(method, learned[::-1], seed, seconds / 60, epochs * tab.n_real,
+                                  f"pretrained-ensemble ({what})", tab.hog, tab.test_df))
     return rows
 
 
@@ -367,8 +292,8 @@ def run_transfer(plan: TransferPlan, progress: bool = False, rows_wanted: tuple[
     for mode in {t.photo_mode, *([init_cfg.photo_mode] if pretrained else []), *(c.photo_mode for _, c in members),
                  *(["hed"] if frozen else [])}:
         require_photo_mode(mode)  # e.g. HED's weights for a photo_mode: hed member, before anything trains
-    rows, hog = _baseline_rows(t, wanted, real, train_df, test_df)
-    rows += _frozen_rows(t, init_cfg, wanted, test_df, hog) if frozen else []
+    rows, hog = baseline_rows(t, wanted, real, train_df, test_df)
+    rows += frozen_rows(t, init_cfg, wanted, test_df, hog) if frozen else []
     tab = _Table(t, wanted, real, plan.out / "runs", n_real, progress, hog, test_df)
     for seed in t.seeds:
         learned: list[_Learned] = []
