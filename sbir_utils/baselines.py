@@ -192,13 +192,16 @@ HOG_GRID: dict[str, list] = {"size": [64], "photo_mode": ["grey", "edges"], "pix
 
 
 def frozen_trunk_baseline(query_sketch_paths: Sequence[str], gallery_photo_paths: Sequence[str], backbone: str,
-                          weights: str, image_size: int, photo_mode: str = "hed", crop: bool = True) -> np.ndarray:
+                          weights: str, image_size: int, photo_mode: str | None = None, crop: bool = True
+                          ) -> np.ndarray:
     """Cosine similarity (Q, G) of a frozen pretrained trunk's mid-level shape descriptors
     (``models.frozen_shape.FrozenShape``) of query sketches and gallery photos (photos as ``photo_mode``,
-    ``transforms.photo_input``; ``crop``: both cropped to the drawing / object first). Nothing is trained."""
+    ``transforms.photo_input``; default ``frozen_shape.PHOTO_MODE``; ``crop``: both cropped to the drawing /
+    object first). Nothing is trained."""
     from .engine.inference import encode
-    from .models.frozen_shape import FrozenShape
+    from .models.frozen_shape import PHOTO_MODE, FrozenShape
 
+    photo_mode = photo_mode or PHOTO_MODE
     model = FrozenShape(backbone, weights)
     sketches, _ = encode(model, list(query_sketch_paths), "sketch", image_size, photo_mode=photo_mode, crop=crop)
     photos, _ = encode(model, list(gallery_photo_paths), "photo", image_size, photo_mode=photo_mode, crop=crop)

@@ -55,6 +55,7 @@ from .data.transforms import require_photo_mode
 from .fileio import atomic_write_text
 from .fusion import scores_metrics, summed_scores
 from .models.backbones import build_trunk
+from .models.frozen_shape import PHOTO_MODE as FROZEN_PHOTO_MODE
 from .transfer_references import HogReference, baseline_rows, frozen_rows, fused_row
 from .transfer_table import (  # noqa: F401  (ROWS, GOAL, parse_rows ... are part of this module's interface)
     ENSEMBLE_ROWS,
@@ -210,7 +211,7 @@ def _pretrained_rows(tab: _Table, scr_cfg: TrainConfig, seed: int) -> tuple[list
 def _ensemble_rows(tab: _Table, init_cfg: TrainConfig, init: dict[str, Any], seed: int, detail: str
                    ) -> list[dict[str, Any]]:
     """The ``pretrained-ensemble`` row of one seed (the pretrained-init run ``init``, settings ``init_cfg``,
-    and one run per further member, their test similarities summed) and its HOG-fused twin, those wanted."""
+    and one run per further member, their test similarities summed) and its fused twins (``FUSED_ROWS``), those wanted."""
     ckpts, seconds, epochs, names = [init["best_checkpoint"]], init["wall_time_s"], init_cfg.epochs, []
     for name, cfg in ensemble_members(tab.t, init_cfg):
         run = study.train_once(cfg, tab.real, tab.runs / "pretrained-ensemble" / name / f"seed{seed}",
@@ -220,8 +221,8 @@ def _ensemble_rows(tab: _Table, init_cfg: TrainConfig, init: dict[str, Any], see
         names.append(name)
     what = (f"pretrained-init ({detail}) and {len(names)} more runs of it, one per change ({', '.join(names)}), "
             "each best.pt chosen on validation; cosine similarities summed")
-    fuse = bool({"pretrained-ensemble+HOG", "pretrained-ensemble+HOG+frozen"} & set(tab.wanted))
-    val_df = tab.hog.val_df if fuse and tab.hog is not None else None  # baseline_rows made it for the fused row
+    fused_methods = [r for r in ENSEMBLE_ROWS if r in FUSED_ROWS and r in tab.wanted]
+    val_df = tab.hog.val_df if fused_methods and tab.hog is not None else None  # baseline_rows made it for the fused row
     learned = summed_scores(ckpts, (tab.test_df,) if val_df is None else (tab.test_df, val_df))  # once for both rows
     rows = []
     if "pretrained-ensemble" in tab.wanted:
@@ -231,10 +232,9 @@ def _ensemble_rows(tab: _Table, init_cfg: TrainConfig, init: dict[str, Any], see
         rows.append({"method": "pretrained-ensemble", "seed": seed, "train_minutes": seconds / 60,
                      "pairs_seen": epochs * tab.n_real, "detail": f"{what} at test time",
                      **{k: m[k] for k in (*METRICS, "n_queries", "n_gallery")}})
-    for method in ("pretrained-ensemble+HOG", "pretrained-ensemble+HOG+frozen"):
-        if method in tab.wanted:
-            rows.append(fused_row(method, learned[::-1], seed, seconds / 60, epochs * tab.n_real,
-                                  f"pretrained-ensemble ({what})", tab.hog, tab.test_df))
+    for method in fused_methods:
+        rows.append(fused_row(method, learned[::-1], seed, seconds / 60, epochs * tab.n_real,
+                              f"pretrained-ensemble ({what})", tab.hog, tab.test_df))
     return rows
 
 
@@ -290,7 +290,7 @@ def run_transfer(plan: TransferPlan, progress: bool = False, rows_wanted: tuple[
                          f"{plan.profile!r} (e.g. [{{embed_dim: 512}}])")
     frozen = bool(set(FROZEN_ROWS) & set(wanted))
     for mode in {t.photo_mode, *([init_cfg.photo_mode] if pretrained else []), *(c.photo_mode for _, c in members),
-                 *(["hed"] if frozen else [])}:
+                 *([FROZEN_PHOTO_MODE] if frozen else [])}:
         require_photo_mode(mode)  # e.g. HED's weights for a photo_mode: hed member, before anything trains
     rows, hog = baseline_rows(t, wanted, real, train_df, test_df)
     rows += frozen_rows(t, init_cfg, wanted, test_df, hog) if frozen else []

@@ -17,7 +17,7 @@ from .config import TrainConfig, TransferConfig
 from .data.index import DatasetSpec, read_index
 from .fusion import fuse_on_validation, scores_metrics
 from .metrics import mean_metrics, per_query_metrics
-from .models.frozen_shape import GRID, STRIDE
+from .models.frozen_shape import GRID, PHOTO_MODE, STRIDE
 from .transfer_table import FUSED_ROWS, HOG_ROWS, METRICS
 
 
@@ -71,8 +71,8 @@ def frozen_rows(t: TransferConfig, init_cfg: TrainConfig, wanted: tuple[str, ...
     m = scores_metrics(sims[-1], test_df)
     return [{"method": "frozen-trunk", "seed": None, **{k: m[k] for k in (*METRICS, "n_queries", "n_gallery")},
              "train_minutes": 0.0, "pairs_seen": 0,
-             "detail": f"{init_cfg.backbone} with {t.weights} weights, frozen: stride-{STRIDE} maps of sketches and HED "
-                       f"photos on a {GRID} x {GRID} grid, {init_cfg.image_size} px, cosine; nothing trained"}]
+             "detail": f"{init_cfg.backbone} with {t.weights} weights, frozen: stride-{STRIDE} maps of sketches and "
+                       f"{PHOTO_MODE.upper()} photos on a {GRID} x {GRID} grid, {init_cfg.image_size} px, cosine; nothing trained"}]
 
 
 def fused_row(method: str, learned: list[np.ndarray], seed: int, minutes: float, pairs: int, what: str,

@@ -18,6 +18,7 @@ from torch import nn
 from .backbones import ResNetTrunk, TimmTrunk, build_trunk
 
 STRIDE, GRID = 8, 4  # stride-8 map, 4 x 4 cells: chosen on the two validation folds of the real shoes
+PHOTO_MODE = "hed"  # photos as HED edge maps (transforms.photo_input), as chosen on the same folds
 
 
 def _resnet_map(trunk: ResNetTrunk, x: torch.Tensor, stride: int) -> torch.Tensor:
